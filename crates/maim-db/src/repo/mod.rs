@@ -1,0 +1,1 @@
+//! Dedicated repositories for the system tables.
