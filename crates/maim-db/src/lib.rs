@@ -23,6 +23,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod config;
 mod connect;
 pub mod entity;
 mod error;
