@@ -63,6 +63,9 @@ impl MigrationTrait for Migration {
             .col(one_of("status", 20, "active", &["active", "inactive", "archived"]))
             .col(ts_now("created_at"))
             .col(ts_now("updated_at"))
+            // Target of every composite foreign key (tenant_id, agent_id); a table
+            // constraint so it exists before the tables that reference it.
+            .index(&mut uniq("agents", &["tenant_id", "id"]))
             .foreign_key(
                 ForeignKey::create()
                     .name("fk_agents_tenant")
@@ -188,8 +191,6 @@ impl MigrationTrait for Migration {
                 uniq("users", &["email"]),
                 uniq("tenants", &["tenant_name"]),
                 uniq("agents", &["tenant_id", "name"]),
-                // Target of every composite foreign key (tenant_id, agent_id).
-                uniq("agents", &["tenant_id", "id"]),
                 uniq("api_keys", &["key_hash"]),
                 uniq("api_keys", &["tenant_id", "name"]),
                 idx("api_keys", &["tenant_id", "agent_id"]),

@@ -52,6 +52,7 @@ impl MigrationTrait for Migration {
                 text_null("last_exit_reason"),
             ],
         );
+        instances.index(&mut uniq("instances", &["tenant_id", "id"]));
         instances.foreign_key(
             ForeignKey::create()
                 .name("fk_instances_tenant")
@@ -103,6 +104,7 @@ impl MigrationTrait for Migration {
                 ts_null("finished_at"),
             ],
         );
+        jobs.index(&mut uniq("deploy_jobs", &["tenant_id", "id"]));
         jobs.foreign_key(
             ForeignKey::create()
                 .name("fk_deploy_jobs_tenant")
@@ -150,9 +152,7 @@ impl MigrationTrait for Migration {
             vec![instances, components, jobs, logs, runs],
             vec![
                 uniq("instances", &["tenant_id", "name"]),
-                uniq("instances", &["tenant_id", "id"]),
                 uniq("instance_components", &["tenant_id", "instance_id", "kind"]),
-                uniq("deploy_jobs", &["tenant_id", "id"]),
                 idx("deploy_jobs", &["tenant_id", "created_at"]),
                 uniq("deploy_job_logs", &["tenant_id", "job_id", "seq"]),
                 idx("instance_runs", &["tenant_id", "instance_id", "started_at"]),

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+mod admin;
 mod connect;
 pub mod entity;
 mod error;

@@ -1,0 +1,106 @@
+//! Test harness: every test story runs against a fresh SQLite file and, when
+//! `MAIM_TEST_DATABASE_URL` is set, against a fresh schema of that PostgreSQL database.
+#![allow(dead_code)]
+
+use maim_db::{Db, DbOptions, SystemScope, TenantScope, connect, sqlite_url};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub struct TestDb {
+    pub name: &'static str,
+    pub db: Db,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn cleanup(self) {
+        if self.name == "postgres" {
+            self.db
+                .drop_postgres_schema(&SystemScope::new("test cleanup"))
+                .await
+                .expect("drop test schema");
+        } else {
+            self.db.close().await.expect("close");
+        }
+    }
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("MAIM_TEST_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!(
+                "\n*** MAIM_TEST_DATABASE_URL is not set: the PostgreSQL half of this test was SKIPPED ***\n"
+            );
+            None
+        }
+    }
+}
+
+pub async fn sqlite(migrated: bool) -> TestDb {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(&dir.path().join("nested/dir/maim.db"));
+    let db = connect(&url, &DbOptions::default()).await.expect("sqlite connect");
+    if migrated {
+        db.migrate(&SystemScope::new("test")).await.expect("migrate sqlite");
+    }
+    TestDb { name: "sqlite", db, _dir: Some(dir) }
+}
+
+pub async fn postgres(migrated: bool) -> Option<TestDb> {
+    let url = postgres_url()?;
+    let schema = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst),
+        nanos()
+    );
+    let opts = DbOptions {
+        postgres_schema: Some(schema),
+        max_connections: 8,
+        ..DbOptions::default()
+    };
+    let db = connect(&url, &opts).await.expect("postgres connect");
+    if migrated {
+        db.migrate(&SystemScope::new("test")).await.expect("migrate postgres");
+    }
+    Some(TestDb { name: "postgres", db, _dir: None })
+}
+
+fn nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// Both backends (Postgres only when configured), migrated.
+pub async fn backends() -> Vec<TestDb> {
+    let mut v = vec![sqlite(true).await];
+    if let Some(pg) = postgres(true).await {
+        v.push(pg);
+    }
+    v
+}
+
+/// Creates a tenant with `agents` agents; returns the tenant scope and agent ids.
+pub async fn tenant_with_agents(db: &Db, name: &str, agents: usize) -> (TenantScope, Vec<String>) {
+    let sys = SystemScope::new("test setup");
+    let t = db
+        .tenants()
+        .create(&sys, maim_db::repo::NewTenant { tenant_name: name.into(), ..Default::default() })
+        .await
+        .expect("tenant");
+    let scope = TenantScope::new(t.id).expect("scope");
+    let mut ids = Vec::new();
+    for i in 0..agents {
+        let a = db
+            .agents()
+            .create(&scope, maim_db::repo::NewAgent { name: format!("agent-{i}"), ..Default::default() })
+            .await
+            .expect("agent");
+        ids.push(a.id);
+    }
+    (scope, ids)
+}
