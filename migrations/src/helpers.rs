@@ -56,7 +56,12 @@ pub fn count(col: &'static str, default: i64) -> ColumnDef {
 }
 
 /// A text column with a CHECK that it holds one of `allowed`.
-pub fn one_of(col: &'static str, len: u32, default: &'static str, allowed: &[&'static str]) -> ColumnDef {
+pub fn one_of(
+    col: &'static str,
+    len: u32,
+    default: &'static str,
+    allowed: &[&'static str],
+) -> ColumnDef {
     string_len(col, len)
         .default(default)
         .check(Expr::col(col).is_in(allowed.iter().copied()))
@@ -90,7 +95,11 @@ pub fn agent_table(name: &'static str, cols: Vec<ColumnDef>) -> TableCreateState
 
 /// A table of tenant-owned rows whose parent is another tenant-owned row:
 /// the caller adds the foreign keys; this adds `tenant_id` and the timestamps.
-pub fn tenant_table(name: &'static str, pk: ColumnDef, cols: Vec<ColumnDef>) -> TableCreateStatement {
+pub fn tenant_table(
+    name: &'static str,
+    pk: ColumnDef,
+    cols: Vec<ColumnDef>,
+) -> TableCreateStatement {
     let mut t = Table::create();
     let mut pk = pk;
     t.table(name).col(&mut pk).col(id_ref("tenant_id"));

@@ -36,11 +36,21 @@ impl MigrationTrait for Migration {
             .table("tenants")
             .col(id_pk("id"))
             .col(string_len("tenant_name", 100))
-            .col(one_of("tenant_type", 20, "personal", &["personal", "enterprise"]))
+            .col(one_of(
+                "tenant_type",
+                20,
+                "personal",
+                &["personal", "enterprise"],
+            ))
             .col(text_null("description"))
             .col(string_len_null("contact_email", 255))
             .col(json_doc_null("tenant_config"))
-            .col(one_of("status", 20, "active", &["active", "inactive", "suspended"]))
+            .col(one_of(
+                "status",
+                20,
+                "active",
+                &["active", "inactive", "suspended"],
+            ))
             .col(id_ref_null("owner_id"))
             .col(ts_now("created_at"))
             .col(ts_now("updated_at"))
@@ -60,7 +70,12 @@ impl MigrationTrait for Migration {
             .col(string_len("name", 100))
             .col(text_null("description"))
             .col(id_ref_null("template_id"))
-            .col(one_of("status", 20, "active", &["active", "inactive", "archived"]))
+            .col(one_of(
+                "status",
+                20,
+                "active",
+                &["active", "inactive", "archived"],
+            ))
             .col(ts_now("created_at"))
             .col(ts_now("updated_at"))
             // Target of every composite foreign key (tenant_id, agent_id); a table
@@ -85,7 +100,12 @@ impl MigrationTrait for Migration {
             .col(text_null("description"))
             .col(string_len("key_hash", 64))
             .col(json_doc("permissions"))
-            .col(one_of("status", 20, "active", &["active", "disabled", "revoked"]))
+            .col(one_of(
+                "status",
+                20,
+                "active",
+                &["active", "disabled", "revoked"],
+            ))
             .col(ts_null("expires_at"))
             .col(ts_null("last_used_at"))
             .col(ts_null("revoked_at"))
@@ -159,7 +179,11 @@ impl MigrationTrait for Migration {
             .col(id_ref("tenant_id"))
             .col(id_ref("agent_id"))
             .col(json_doc("document"))
-            .col(big_integer("version").check(Expr::col("version").gte(1)).take())
+            .col(
+                big_integer("version")
+                    .check(Expr::col("version").gte(1))
+                    .take(),
+            )
             .col(ts_now("created_at"))
             .col(ts_now("updated_at"))
             .primary_key(Index::create().col("tenant_id").col("agent_id"))
@@ -185,7 +209,15 @@ impl MigrationTrait for Migration {
 
         create_all(
             m,
-            vec![users, tenants, agents, api_keys, active_states, plugin_settings, agent_configs],
+            vec![
+                users,
+                tenants,
+                agents,
+                api_keys,
+                active_states,
+                plugin_settings,
+                agent_configs,
+            ],
             vec![
                 uniq("users", &["username"]),
                 uniq("users", &["email"]),

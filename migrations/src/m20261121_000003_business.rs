@@ -54,7 +54,9 @@ impl MigrationTrait for Migration {
                     string_len("original_filename", 255),
                     string_len("stored_filename", 255),
                     string_len("file_path", 500),
-                    big_integer("file_size").check(Expr::col("file_size").gte(0)).take(),
+                    big_integer("file_size")
+                        .check(Expr::col("file_size").gte(0))
+                        .take(),
                     string_len("mime_type", 100),
                     string_len("file_hash", 64),
                     flag("is_public", false),

@@ -41,7 +41,12 @@ impl MigrationTrait for Migration {
                 flag("owned", false),
                 one_of("desired_state", 16, "stopped", &["running", "stopped"]),
                 string_len("observed_state", 16).default("stopped").take(),
-                one_of("restart_policy", 16, "on-failure", &["never", "on-failure", "always"]),
+                one_of(
+                    "restart_policy",
+                    16,
+                    "on-failure",
+                    &["never", "on-failure", "always"],
+                ),
                 count("start_count", 0),
                 count("crash_count", 0),
                 count("total_runtime_ms", 0),

@@ -1,1 +1,52 @@
-fn main() {}
+//! `cargo xtask …`: project tasks that need more than a shell one-liner.
+
+mod bench_db;
+mod migrate;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", about = "MaiLauncher project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Apply, revert or inspect schema migrations.
+    Migrate(migrate::Args),
+    /// Run a benchmark and print its figures.
+    Bench {
+        #[command(subcommand)]
+        which: Bench,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// maim-db inserts and reads on SQLite and PostgreSQL.
+    Db(bench_db::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Benchmarks of a debug build measure the debug build; rerun them optimized.
+    if cfg!(debug_assertions) && matches!(cli.cmd, Cmd::Bench { .. }) {
+        let status =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
+                .args(std::env::args().skip(1))
+                .status()?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.cmd {
+        Cmd::Migrate(args) => rt.block_on(migrate::run(args)),
+        Cmd::Bench {
+            which: Bench::Db(args),
+        } => rt.block_on(bench_db::run(args)),
+    }
+}

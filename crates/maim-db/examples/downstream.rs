@@ -18,7 +18,9 @@ use std::time::Duration;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "sqlite://data/example.db".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "sqlite://data/example.db".into());
     let mut opts = DbOptions::default();
     if args.next().as_deref() == Some("--schema") {
         opts.postgres_schema = args.next();
@@ -35,12 +37,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let suffix = std::process::id();
     let tenant = db
         .tenants()
-        .create(&sys, NewTenant { tenant_name: format!("example-{suffix}"), ..Default::default() })
+        .create(
+            &sys,
+            NewTenant {
+                tenant_name: format!("example-{suffix}"),
+                ..Default::default()
+            },
+        )
         .await?;
     let tscope = TenantScope::new(tenant.id)?;
     let agent = db
         .agents()
-        .create(&tscope, NewAgent { name: "mai".into(), ..Default::default() })
+        .create(
+            &tscope,
+            NewAgent {
+                name: "mai".into(),
+                ..Default::default()
+            },
+        )
         .await?;
     let created = db
         .api_keys(&hasher)
@@ -105,13 +119,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .find(
             &scope,
             Query::new()
-                .filter(Filter::eq(messages::Column::ChatId, stream.stream_id.clone()))
+                .filter(Filter::eq(
+                    messages::Column::ChatId,
+                    stream.stream_id.clone(),
+                ))
                 .desc(messages::Column::Time)
                 .limit(20),
         )
         .await?;
 
-    let beat = db.heartbeats().touch(&scope, Duration::from_secs(300)).await?;
+    let beat = db
+        .heartbeats()
+        .touch(&scope, Duration::from_secs(300))
+        .await?;
     let active = db.heartbeats().list_active(scope.tenant()).await?;
 
     println!(

@@ -9,12 +9,18 @@ use sea_orm::{ConnectionTrait, Statement};
 impl Db {
     /// Every row of `table` as JSON objects (every column, as stored). Only tables of the
     /// schema registry are accepted, so the name can never carry SQL.
-    pub async fn export_table(&self, _s: &SystemScope, table: &str) -> DbResult<Vec<serde_json::Value>> {
+    pub async fn export_table(
+        &self,
+        _s: &SystemScope,
+        table: &str,
+    ) -> DbResult<Vec<serde_json::Value>> {
         if !registry::tables().iter().any(|(t, _)| *t == table) {
             return Err(DbError::invalid(format!("unknown table {table:?}")));
         }
         let sql = match self.backend() {
-            crate::Backend::Postgres => format!("SELECT row_to_json(t)::text AS j FROM \"{table}\" t"),
+            crate::Backend::Postgres => {
+                format!("SELECT row_to_json(t)::text AS j FROM \"{table}\" t")
+            }
             crate::Backend::Sqlite => {
                 let cols = self
                     .schema_columns()
@@ -24,7 +30,10 @@ impl Db {
                     .map(|(_, c)| c)
                     .unwrap_or_default();
                 let pairs: Vec<String> = cols.iter().map(|c| format!("'{c}', \"{c}\"")).collect();
-                format!("SELECT json_object({}) AS j FROM \"{table}\"", pairs.join(", "))
+                format!(
+                    "SELECT json_object({}) AS j FROM \"{table}\"",
+                    pairs.join(", ")
+                )
             }
         };
         let rows = self

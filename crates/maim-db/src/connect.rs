@@ -116,7 +116,11 @@ impl fmt::Debug for Db {
 
 /// Parses the scheme; anything but SQLite or PostgreSQL is refused, never guessed.
 pub fn backend_of(url: &str) -> DbResult<Backend> {
-    let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
+    let scheme = url
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match scheme.as_str() {
         "sqlite" => Ok(Backend::Sqlite),
         "postgres" | "postgresql" => Ok(Backend::Postgres),
@@ -148,7 +152,8 @@ pub fn sqlite_url(path: &std::path::Path) -> String {
 fn valid_schema_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !s.as_bytes()[0].is_ascii_digit()
 }
 
@@ -165,17 +170,21 @@ pub async fn connect(url: &str, options: &DbOptions) -> DbResult<Db> {
         .connect_timeout(options.connect_timeout)
         .acquire_timeout(options.acquire_timeout)
         .idle_timeout(options.idle_timeout)
-        .sqlx_logging(options.log_statements);
+        .sqlx_logging(options.log_statements)
+        // Formatting every statement into a tracing span costs more than a SQLite query.
+        .record_stmt_in_spans(false);
 
     match backend {
         Backend::Sqlite => {
-            if let Some(path) = sqlite_path(url) {
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        DbError::Database(format!("cannot create {}: {e}", parent.display()))
-                    })?;
-                }
+            if let Some(path) = sqlite_path(url)
+                && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    DbError::Database(format!("cannot create {}: {e}", parent.display()))
+                })?;
             }
+            // A local file cannot be dropped by a server or a firewall: never ping.
+            opts.test_before_acquire(false);
             let busy = options.sqlite_busy_timeout;
             opts.map_sqlx_sqlite_opts(move |o| {
                 o.create_if_missing(true)
@@ -186,6 +195,9 @@ pub async fn connect(url: &str, options: &DbOptions) -> DbResult<Db> {
             });
         }
         Backend::Postgres => {
+            // Ping only connections idle long enough to have been dropped, not every
+            // checkout (which doubles the round trips of a hot pool).
+            opts.test_before_acquire_if_idle_for(Duration::from_secs(30));
             if let Some(schema) = &options.postgres_schema {
                 if !valid_schema_name(schema) {
                     return Err(DbError::invalid(format!(

@@ -56,9 +56,10 @@ impl From<sea_orm::DbErr> for DbError {
     fn from(e: sea_orm::DbErr) -> Self {
         use sea_orm::SqlErr;
         match e.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(msg)) => {
-                DbError::conflict(constraint_name(&msg), "a row with the same key already exists")
-            }
+            Some(SqlErr::UniqueConstraintViolation(msg)) => DbError::conflict(
+                constraint_name(&msg),
+                "a row with the same key already exists",
+            ),
             Some(SqlErr::ForeignKeyConstraintViolation(msg)) => DbError::conflict(
                 constraint_name(&msg),
                 "the referenced row does not exist in this scope",
@@ -83,10 +84,10 @@ impl From<sea_orm::TransactionError<DbError>> for DbError {
 /// Pulls the constraint (PostgreSQL) or column list (SQLite) out of a driver message,
 /// so a conflict says which key refused it.
 fn constraint_name(msg: &str) -> String {
-    if let Some(rest) = msg.split("constraint \"").nth(1) {
-        if let Some(name) = rest.split('"').next() {
-            return name.to_string();
-        }
+    if let Some(rest) = msg.split("constraint \"").nth(1)
+        && let Some(name) = rest.split('"').next()
+    {
+        return name.to_string();
     }
     if let Some(rest) = msg.split("failed: ").nth(1) {
         return rest.trim().to_string();

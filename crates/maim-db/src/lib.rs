@@ -23,8 +23,8 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod config;
 mod admin;
+pub mod config;
 mod connect;
 pub mod entity;
 mod error;
@@ -34,7 +34,9 @@ pub mod repo;
 mod scope;
 pub mod scoped;
 
-pub use connect::{Backend, DatabaseUrl, Db, DbOptions, backend_of, connect, sqlite_path, sqlite_url};
+pub use connect::{
+    Backend, DatabaseUrl, Db, DbOptions, backend_of, connect, sqlite_path, sqlite_url,
+};
 pub use error::{DbError, DbResult};
 pub use migrate::MigrationState;
 pub use scope::{AgentScope, MAX_ID_LEN, SystemScope, TenantScope};

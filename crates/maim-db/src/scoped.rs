@@ -189,8 +189,12 @@ impl<E: EntityTrait> Filter<E> {
             Filter::Null(c, true) => Condition::all().add(c.is_null()),
             Filter::Null(c, false) => Condition::all().add(c.is_not_null()),
             Filter::Like(c, p) => Condition::all().add(c.like(p.as_str())),
-            Filter::And(v) => v.iter().fold(Condition::all(), |acc, f| acc.add(f.condition())),
-            Filter::Or(v) => v.iter().fold(Condition::any(), |acc, f| acc.add(f.condition())),
+            Filter::And(v) => v
+                .iter()
+                .fold(Condition::all(), |acc, f| acc.add(f.condition())),
+            Filter::Or(v) => v
+                .iter()
+                .fold(Condition::any(), |acc, f| acc.add(f.condition())),
             Filter::Not(f) => f.condition().not(),
         }
     }
@@ -304,7 +308,10 @@ where
             Value::from(scope.tenant_id().to_owned()),
         )];
         if let Some(agent) = scope.agent_id() {
-            v.push((required_column::<E>("agent_id")?, Value::from(agent.to_owned())));
+            v.push((
+                required_column::<E>("agent_id")?,
+                Value::from(agent.to_owned()),
+            ));
         }
         Ok(v)
     }
@@ -335,10 +342,10 @@ where
         }
         let now = Value::from(chrono::Utc::now());
         for name in ["created_at", "updated_at"] {
-            if let Some(col) = column::<E>(name) {
-                if !am.get(col).is_set() {
-                    am.set(col, now.clone());
-                }
+            if let Some(col) = column::<E>(name)
+                && !am.get(col).is_set()
+            {
+                am.set(col, now.clone());
             }
         }
         Ok(())
@@ -405,7 +412,11 @@ where
     }
 
     /// The first row matching `filter` in the scope, if any.
-    pub async fn find_one(&self, scope: &E::Scope, filter: Filter<E>) -> DbResult<Option<E::Model>> {
+    pub async fn find_one(
+        &self,
+        scope: &E::Scope,
+        filter: Filter<E>,
+    ) -> DbResult<Option<E::Model>> {
         Ok(E::find()
             .filter(Self::scope_condition(scope)?)
             .filter(filter.condition())
@@ -489,7 +500,10 @@ where
             )));
         }
         Self::stamp_insert(scope, &mut am)?;
-        let mut target: Vec<E::Column> = Self::scope_values(scope)?.into_iter().map(|(c, _)| c).collect();
+        let mut target: Vec<E::Column> = Self::scope_values(scope)?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
         for k in E::NATURAL_KEY {
             target.push(required_column::<E>(k)?);
         }
@@ -500,7 +514,9 @@ where
         let update_cols: Vec<E::Column> = E::Column::iter()
             .filter(|c| !fixed.contains(&c.as_str()) && am.get(*c).is_set())
             .collect();
-        let on_conflict = OnConflict::columns(target).update_columns(update_cols).to_owned();
+        let on_conflict = OnConflict::columns(target)
+            .update_columns(update_cols)
+            .to_owned();
         Ok(E::insert(am)
             .on_conflict(on_conflict)
             .exec_with_returning(&self.db.conn)

@@ -1,4 +1,5 @@
 //! Connecting: the scheme allow-list, credential redaction, SQLite file setup.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 
@@ -6,7 +7,13 @@ use maim_db::{Backend, DatabaseUrl, DbError, DbOptions, backend_of, connect};
 
 #[tokio::test]
 async fn other_schemes_are_refused_never_guessed() {
-    for url in ["mysql://u:p@localhost/db", "http://x", "sqlite3:foo.db", "", "postgresqlx://a"] {
+    for url in [
+        "mysql://u:p@localhost/db",
+        "http://x",
+        "sqlite3:foo.db",
+        "",
+        "postgresqlx://a",
+    ] {
         let err = connect(url, &DbOptions::default()).await.unwrap_err();
         assert!(matches!(err, DbError::InvalidInput(_)), "{url}: {err:?}");
     }
@@ -28,7 +35,9 @@ async fn the_password_never_appears_in_debug_display_or_errors() {
     };
     let err = connect(url, &opts).await.unwrap_err();
     assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
-    let err = connect("mysql://u:hunter2-secret@h/d", &opts).await.unwrap_err();
+    let err = connect("mysql://u:hunter2-secret@h/d", &opts)
+        .await
+        .unwrap_err();
     assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
 }
 
@@ -42,12 +51,11 @@ async fn sqlite_creates_parent_dirs_uses_wal_and_enforces_foreign_keys() {
     assert!(wal.exists(), "WAL file missing: journal mode is not WAL");
     // A row pointing at a missing agent must be refused by the foreign key.
     let bogus = scope.agent("agent_missing").unwrap();
-    let err = t
-        .db
-        .heartbeats()
-        .touch(&bogus, std::time::Duration::from_secs(5))
-        .await
-        .unwrap_err();
+    let err =
+        t.db.heartbeats()
+            .touch(&bogus, std::time::Duration::from_secs(5))
+            .await
+            .unwrap_err();
     assert!(matches!(err, DbError::Conflict { .. }), "{err:?}");
     assert_eq!(agents.len(), 1);
     t.cleanup().await;

@@ -1,4 +1,5 @@
 //! Runs the `downstream` example binary against each backend, as a downstream service
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 //! would run.
 
 mod common;
@@ -15,10 +16,17 @@ fn example_binary() -> PathBuf {
 
 fn run(args: &[&str]) -> String {
     let bin = example_binary();
-    assert!(bin.exists(), "{bin:?} not built (cargo test builds examples)");
+    assert!(
+        bin.exists(),
+        "{bin:?} not built (cargo test builds examples)"
+    );
     let out = Command::new(&bin).args(args).output().expect("run example");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "example failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "example failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -27,13 +35,23 @@ fn downstream_example_runs_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = maim_db::sqlite_url(&dir.path().join("example.db"));
     let out = run(&[&url]);
-    assert!(out.starts_with("ok backend=Sqlite") && out.contains("messages=3") && out.contains("newest=Some(\"hello 2\")"), "{out}");
+    assert!(
+        out.starts_with("ok backend=Sqlite")
+            && out.contains("messages=3")
+            && out.contains("newest=Some(\"hello 2\")"),
+        "{out}"
+    );
 }
 
 #[test]
 fn downstream_example_runs_on_postgres() {
-    let Some(url) = common::postgres_url() else { return };
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
     let schema = format!("example_{}", std::process::id());
     let out = run(&[&url, "--schema", &schema]);
-    assert!(out.starts_with("ok backend=Postgres") && out.contains("messages=3"), "{out}");
+    assert!(
+        out.starts_with("ok backend=Postgres") && out.contains("messages=3"),
+        "{out}"
+    );
 }

@@ -1,4 +1,5 @@
 //! Migrations on both backends: up, down, up again; both produce the same schema; every
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 //! table is either scoped or on the system allow-list; entities match the tables.
 
 mod common;
@@ -10,7 +11,11 @@ use std::collections::BTreeMap;
 type Schema = BTreeMap<String, Vec<String>>;
 
 async fn schema(db: &maim_db::Db) -> Schema {
-    db.schema_columns().await.expect("schema").into_iter().collect()
+    db.schema_columns()
+        .await
+        .expect("schema")
+        .into_iter()
+        .collect()
 }
 
 async fn up_down_up(t: &common::TestDb) -> Schema {
@@ -22,9 +27,22 @@ async fn up_down_up(t: &common::TestDb) -> Schema {
 
     t.db.migrate_down(&sys, n).await.expect("down");
     let after_down = schema(&t.db).await;
-    let leftover: Vec<_> = after_down.keys().filter(|k| *k != "seaql_migrations").collect();
-    assert!(leftover.is_empty(), "{}: tables left after down: {leftover:?}", t.name);
-    assert!(t.db.migration_status().await.unwrap().iter().all(|m| !m.applied));
+    let leftover: Vec<_> = after_down
+        .keys()
+        .filter(|k| *k != "seaql_migrations")
+        .collect();
+    assert!(
+        leftover.is_empty(),
+        "{}: tables left after down: {leftover:?}",
+        t.name
+    );
+    assert!(
+        t.db.migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| !m.applied)
+    );
 
     t.db.migrate(&sys).await.expect("up again");
     let again = schema(&t.db).await;
@@ -53,18 +71,24 @@ async fn every_table_is_scoped_or_allow_listed_and_scoped_tables_carry_scope_col
         if registry::MACHINERY.contains(&table.as_str()) {
             continue;
         }
-        let own = known
-            .get(table.as_str())
-            .unwrap_or_else(|| panic!("table {table} is neither scoped nor on the system allow-list"));
+        let own = known.get(table.as_str()).unwrap_or_else(|| {
+            panic!("table {table} is neither scoped nor on the system allow-list")
+        });
         let has = |c: &str| cols.iter().any(|x| x == c);
         match own {
-            Ownership::Agent => assert!(has("tenant_id") && has("agent_id"), "{table} lacks scope columns"),
+            Ownership::Agent => assert!(
+                has("tenant_id") && has("agent_id"),
+                "{table} lacks scope columns"
+            ),
             Ownership::Tenant => assert!(has("tenant_id"), "{table} lacks tenant_id"),
             Ownership::System => {}
         }
     }
     for table in known.keys() {
-        assert!(s.contains_key(*table), "registry lists {table}, which no migration creates");
+        assert!(
+            s.contains_key(*table),
+            "registry lists {table}, which no migration creates"
+        );
     }
     t.cleanup().await;
 }
@@ -72,8 +96,7 @@ async fn every_table_is_scoped_or_allow_listed_and_scoped_tables_carry_scope_col
 macro_rules! entity_columns {
     ($($e:ty),* $(,)?) => {{
         use sea_orm::{EntityName, EntityTrait, IdenStatic, Iterable};
-        let mut v: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-        $( v.push((<$e>::default().table_name(), <$e as EntityTrait>::Column::iter().map(|c| c.as_str()).collect())); )*
+        let v: Vec<(&'static str, Vec<&'static str>)> = vec![$( (<$e>::default().table_name(), <$e as EntityTrait>::Column::iter().map(|c| c.as_str()).collect()) ),*];
         v
     }};
 }
@@ -84,17 +107,41 @@ async fn entities_match_the_migrated_tables() {
     let t = common::sqlite(true).await;
     let s = schema(&t.db).await;
     let entities = entity_columns!(
-        chat_streams::Entity, messages::Entity, action_records::Entity, emoji::Entity,
-        images::Entity, image_descriptions::Entity, emoji_description_cache::Entity,
-        person_info::Entity, group_info::Entity, expression::Entity, jargon::Entity,
-        chat_history_summary::Entity, thinking_back::Entity, llm_usage::Entity,
-        online_time::Entity, runtime_state::Entity, hippo_topic_cache::Entity,
-        hippo_batch_state::Entity, chat_history::Entity, chat_logs::Entity,
-        file_uploads::Entity, user_sessions::Entity, system_metrics::Entity,
-        instances::Entity, instance_components::Entity, deploy_jobs::Entity,
-        deploy_job_logs::Entity, instance_runs::Entity, tenants::Entity, users::Entity,
-        agents::Entity, api_keys::Entity, agent_active_states::Entity,
-        plugin_settings::Entity, agent_configs::Entity,
+        chat_streams::Entity,
+        messages::Entity,
+        action_records::Entity,
+        emoji::Entity,
+        images::Entity,
+        image_descriptions::Entity,
+        emoji_description_cache::Entity,
+        person_info::Entity,
+        group_info::Entity,
+        expression::Entity,
+        jargon::Entity,
+        chat_history_summary::Entity,
+        thinking_back::Entity,
+        llm_usage::Entity,
+        online_time::Entity,
+        runtime_state::Entity,
+        hippo_topic_cache::Entity,
+        hippo_batch_state::Entity,
+        chat_history::Entity,
+        chat_logs::Entity,
+        file_uploads::Entity,
+        user_sessions::Entity,
+        system_metrics::Entity,
+        instances::Entity,
+        instance_components::Entity,
+        deploy_jobs::Entity,
+        deploy_job_logs::Entity,
+        instance_runs::Entity,
+        tenants::Entity,
+        users::Entity,
+        agents::Entity,
+        api_keys::Entity,
+        agent_active_states::Entity,
+        plugin_settings::Entity,
+        agent_configs::Entity,
     );
     for (table, cols) in entities {
         let db_cols = s.get(table).unwrap_or_else(|| panic!("no table {table}"));
@@ -111,11 +158,19 @@ async fn entities_match_the_migrated_tables() {
 async fn fresh_refuses_a_database_with_data_unless_told() {
     for t in common::backends().await {
         let sys = SystemScope::new("test");
-        t.db.migrate_fresh(&sys, false).await.expect("fresh on empty db");
+        t.db.migrate_fresh(&sys, false)
+            .await
+            .expect("fresh on empty db");
         common::tenant_with_agents(&t.db, "data", 1).await;
         let err = t.db.migrate_fresh(&sys, false).await.unwrap_err();
-        assert!(matches!(err, DbError::Conflict { .. }), "{}: {err:?}", t.name);
-        t.db.migrate_fresh(&sys, true).await.expect("fresh with yes");
+        assert!(
+            matches!(err, DbError::Conflict { .. }),
+            "{}: {err:?}",
+            t.name
+        );
+        t.db.migrate_fresh(&sys, true)
+            .await
+            .expect("fresh with yes");
         assert!(!t.db.holds_data().await.unwrap());
         t.cleanup().await;
     }

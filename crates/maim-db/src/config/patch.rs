@@ -27,12 +27,18 @@ fn secret_input(path: &str, v: &Value, want_list: bool) -> Result<SecretInput, S
     }
     if let Some(value) = obj.get("value") {
         let ok = if want_list {
-            value.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+            value
+                .as_array()
+                .is_some_and(|a| a.iter().all(Value::is_string))
         } else {
             value.is_string()
         };
         if !ok {
-            let want = if want_list { "a list of strings" } else { "a string" };
+            let want = if want_list {
+                "a list of strings"
+            } else {
+                "a string"
+            };
             return Err(format!("{path}.value must be {want}"));
         }
         return Ok(SecretInput::Set(value.clone()));
@@ -43,7 +49,9 @@ fn secret_input(path: &str, v: &Value, want_list: bool) -> Result<SecretInput, S
     if obj.get("clear") == Some(&Value::Bool(true)) {
         return Ok(SecretInput::Clear);
     }
-    Err(format!("{path}: a secret needs \"value\", \"keep\": true or \"clear\": true"))
+    Err(format!(
+        "{path}: a secret needs \"value\", \"keep\": true or \"clear\": true"
+    ))
 }
 
 fn apply_secret(target: &mut Map<String, Value>, key: &str, input: SecretInput, empty: Value) {
@@ -66,7 +74,9 @@ fn merge(target: &mut Value, patch: &Value) {
             for (k, v) in p {
                 if v.is_null() {
                     t.remove(k);
-                } else if let Some(existing) = t.get_mut(k).filter(|e| e.is_object() && v.is_object()) {
+                } else if let Some(existing) =
+                    t.get_mut(k).filter(|e| e.is_object() && v.is_object())
+                {
                     merge(existing, v);
                 } else {
                     t.insert(k.clone(), v.clone());
@@ -156,7 +166,9 @@ pub(crate) fn apply_patch(stored: &Value, patch: &Value) -> Result<AgentConfig, 
     };
     for (key, value) in patch {
         match key.as_str() {
-            "api_providers" => merge_named_list(key, list_mut(&mut doc, key), value, Some("api_key"))?,
+            "api_providers" => {
+                merge_named_list(key, list_mut(&mut doc, key), value, Some("api_key"))?
+            }
             "models" => merge_named_list(key, list_mut(&mut doc, key), value, None)?,
             REMOVE_PROVIDERS => remove_named(key, list_mut(&mut doc, "api_providers"), value)?,
             REMOVE_MODELS => remove_named(key, list_mut(&mut doc, "models"), value)?,
@@ -209,8 +221,12 @@ fn secret_view(value: Option<&Value>, reveal: bool) -> Value {
     match (reveal, value) {
         (true, Some(v)) if set => json!({"set": true, "value": v}),
         (true, _) => json!({"set": false, "value": null}),
-        (false, Some(Value::String(s))) if set => json!({"set": true, "hint": hint(s), "keep": true}),
-        (false, Some(Value::Array(a))) if set => json!({"set": true, "count": a.len(), "keep": true}),
+        (false, Some(Value::String(s))) if set => {
+            json!({"set": true, "hint": hint(s), "keep": true})
+        }
+        (false, Some(Value::Array(a))) if set => {
+            json!({"set": true, "count": a.len(), "keep": true})
+        }
         (false, _) => json!({"set": false, "keep": true}),
     }
 }
@@ -253,7 +269,10 @@ mod tests {
         let cfg = apply_patch(&base(), &json!({"chat": {"max_context_size": 40}})).unwrap();
         assert_eq!(cfg.chat.max_context_size, 40);
         assert_eq!(cfg.chat.talk_value, 0.5);
-        assert_eq!(cfg.api_providers[0].api_key.as_deref(), Some("sk-secret-0123456789"));
+        assert_eq!(
+            cfg.api_providers[0].api_key.as_deref(),
+            Some("sk-secret-0123456789")
+        );
     }
 
     #[test]
@@ -268,7 +287,10 @@ mod tests {
 
     #[test]
     fn plain_string_secret_is_refused() {
-        let err = apply_patch(&base(), &json!({"api_providers": [{"name": "p", "api_key": "********"}]}));
+        let err = apply_patch(
+            &base(),
+            &json!({"api_providers": [{"name": "p", "api_key": "********"}]}),
+        );
         assert!(err.is_err());
     }
 

@@ -1,10 +1,12 @@
 use super::{check_len, check_one_of};
+use crate::Db;
 use crate::entity::system::agents::{ActiveModel, Column, Entity, Model};
 use crate::error::{DbError, DbResult};
 use crate::scope::{AgentScope, TenantScope, new_id, validate_id};
-use crate::Db;
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+};
 
 const AGENT_STATUSES: &[&str] = &["active", "inactive", "archived"];
 

@@ -9,11 +9,11 @@
 //!   table verifies nothing. Comparison is constant-time.
 
 use super::{check_len, check_one_of};
+use crate::Db;
 use crate::entity::system::api_keys::{ActiveModel, Column, Entity, Model};
 use crate::entity::system::tenants;
 use crate::error::{DbError, DbResult};
 use crate::scope::{AgentScope, TenantScope, validate_id};
-use crate::Db;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sea_orm::ActiveValue::Set;
@@ -49,7 +49,9 @@ impl ApiKeyHasher {
     pub fn new(pepper: impl Into<Vec<u8>>) -> DbResult<Self> {
         let pepper = pepper.into();
         if pepper.len() < 32 {
-            return Err(DbError::invalid("the API key pepper must be at least 32 bytes"));
+            return Err(DbError::invalid(
+                "the API key pepper must be at least 32 bytes",
+            ));
         }
         Ok(Self {
             pepper,
@@ -77,10 +79,12 @@ impl ApiKeyHasher {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn random_base62(n: usize) -> String {
@@ -108,7 +112,8 @@ fn parse(key: &str) -> Option<&str> {
     let rest = key.strip_prefix(PREFIX)?;
     let (kid, tail) = rest.split_once('_')?;
     let base62 = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric());
-    if kid.len() != KID_LEN || tail.len() != SECRET_LEN + CHECK_LEN || !base62(kid) || !base62(tail) {
+    if kid.len() != KID_LEN || tail.len() != SECRET_LEN + CHECK_LEN || !base62(kid) || !base62(tail)
+    {
         return None;
     }
     let (secret, check) = tail.split_at(SECRET_LEN);
@@ -284,7 +289,10 @@ impl ApiKeys<'_> {
             .await?
             .ok_or(DbError::Unauthorized)?;
         let presented_hash = self.hasher.hash(presented);
-        let same: bool = presented_hash.as_bytes().ct_eq(row.key_hash.as_bytes()).into();
+        let same: bool = presented_hash
+            .as_bytes()
+            .ct_eq(row.key_hash.as_bytes())
+            .into();
         let now = chrono::Utc::now();
         let live = row.status == "active"
             && row.revoked_at.is_none()
@@ -298,9 +306,9 @@ impl ApiKeys<'_> {
         if tenant.is_none_or(|t| t.status != "active") {
             return Err(DbError::Unauthorized);
         }
-        let stale = row.last_used_at.is_none_or(|t| {
-            (now - t).to_std().unwrap_or_default() >= self.hasher.touch_interval
-        });
+        let stale = row
+            .last_used_at
+            .is_none_or(|t| (now - t).to_std().unwrap_or_default() >= self.hasher.touch_interval);
         if stale {
             // Lazy bookkeeping: a failure here must not fail the caller's request.
             let res = Entity::update_many()
@@ -351,11 +359,19 @@ impl ApiKeys<'_> {
     }
 
     /// Sets `active` or `disabled` (use [`ApiKeys::revoke`] to revoke for good).
-    pub async fn set_status(&self, scope: &TenantScope, id: &str, status: &str) -> DbResult<ApiKeyInfo> {
+    pub async fn set_status(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+        status: &str,
+    ) -> DbResult<ApiKeyInfo> {
         check_one_of("status", status, &KEY_STATUSES[..2])?;
         let row = self.row(scope, id).await?;
         if row.status == "revoked" {
-            return Err(DbError::conflict("api_keys.status", "a revoked key cannot be re-enabled"));
+            return Err(DbError::conflict(
+                "api_keys.status",
+                "a revoked key cannot be re-enabled",
+            ));
         }
         let mut am: ActiveModel = row.into();
         am.status = Set(status.to_owned());
@@ -391,7 +407,11 @@ mod tests {
 
     #[test]
     fn checksum_rejects_any_single_character_change() {
-        let body = format!("{PREFIX}{}_{}", random_base62(KID_LEN), random_base62(SECRET_LEN));
+        let body = format!(
+            "{PREFIX}{}_{}",
+            random_base62(KID_LEN),
+            random_base62(SECRET_LEN)
+        );
         let key = format!("{body}{}", checksum(&body));
         assert!(parse(&key).is_some());
         for i in PREFIX.len()..key.len() {

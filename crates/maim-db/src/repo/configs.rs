@@ -1,8 +1,8 @@
+use crate::Db;
 use crate::config::{AgentConfig, ConfigDocument, apply_patch, view};
 use crate::entity::system::agent_configs::{ActiveModel, Column, Entity, Model};
 use crate::error::{DbError, DbResult};
 use crate::scope::AgentScope;
-use crate::Db;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
@@ -71,13 +71,13 @@ impl Configs<'_> {
             .one(&txn)
             .await?;
         let current = row.as_ref().map_or(0, |r| r.version);
-        if let Some(v) = expected_version {
-            if v != current {
-                return Err(DbError::conflict(
-                    "agent_configs.version",
-                    format!("the configuration is at version {current}, not {v}"),
-                ));
-            }
+        if let Some(v) = expected_version
+            && v != current
+        {
+            return Err(DbError::conflict(
+                "agent_configs.version",
+                format!("the configuration is at version {current}, not {v}"),
+            ));
         }
         let stored = match &row {
             Some(r) => r.document.clone(),
@@ -114,7 +114,9 @@ impl Configs<'_> {
                 updated_at: Set(now),
             };
             am.insert(&txn).await.map_err(|e| match DbError::from(e) {
-                DbError::Conflict { constraint, .. } if !constraint.contains("fk") && !constraint.contains("FOREIGN") => {
+                DbError::Conflict { constraint, .. }
+                    if !constraint.contains("fk") && !constraint.contains("FOREIGN") =>
+                {
                     DbError::conflict(
                         "agent_configs.version",
                         "the configuration was created concurrently; reload and retry",

@@ -1,7 +1,7 @@
+use crate::Db;
 use crate::entity::system::agent_active_states::{ActiveModel, Column, Entity, Model};
 use crate::error::{DbError, DbResult};
 use crate::scope::{AgentScope, SystemScope, TenantScope};
-use crate::Db;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};

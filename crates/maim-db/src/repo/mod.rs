@@ -11,7 +11,9 @@ mod tenants;
 mod users;
 
 pub use agents::{Agents, NewAgent};
-pub use api_keys::{ApiKeyHasher, ApiKeyInfo, ApiKeys, CreatedApiKey, GrantedScope, NewApiKey, VerifiedKey};
+pub use api_keys::{
+    ApiKeyHasher, ApiKeyInfo, ApiKeys, CreatedApiKey, GrantedScope, NewApiKey, VerifiedKey,
+};
 pub use configs::Configs;
 pub use heartbeats::Heartbeats;
 pub use plugins::{PluginScope, Plugins};
@@ -24,13 +26,17 @@ pub(crate) fn check_one_of(field: &str, value: &str, allowed: &[&str]) -> DbResu
     if allowed.contains(&value) {
         Ok(())
     } else {
-        Err(DbError::invalid(format!("{field} must be one of {allowed:?}, got {value:?}")))
+        Err(DbError::invalid(format!(
+            "{field} must be one of {allowed:?}, got {value:?}"
+        )))
     }
 }
 
 pub(crate) fn check_len(field: &str, value: &str, max: usize) -> DbResult<()> {
     if value.trim().is_empty() || value.chars().count() > max {
-        Err(DbError::invalid(format!("{field} must be 1-{max} characters")))
+        Err(DbError::invalid(format!(
+            "{field} must be 1-{max} characters"
+        )))
     } else {
         Ok(())
     }

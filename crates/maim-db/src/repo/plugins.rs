@@ -1,11 +1,12 @@
 use super::check_len;
+use crate::Db;
 use crate::entity::system::plugin_settings::{ActiveModel, Column, Entity, Model};
 use crate::error::{DbError, DbResult};
 use crate::scope::{AgentScope, TenantScope};
-use crate::Db;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 
 /// Whose plugin settings: tenant-wide, or one agent's.

@@ -1,8 +1,8 @@
 use super::{check_len, check_one_of};
+use crate::Db;
 use crate::entity::system::tenants::{ActiveModel, Column, Entity, Model};
 use crate::error::{DbError, DbResult};
 use crate::scope::{SystemScope, TenantScope, new_id, validate_id};
-use crate::Db;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect};
 
@@ -50,10 +50,10 @@ impl Tenants<'_> {
         check_len("tenant_name", &t.tenant_name, 100)?;
         let tenant_type = t.tenant_type.unwrap_or_else(|| "personal".into());
         check_one_of("tenant_type", &tenant_type, TENANT_TYPES)?;
-        if let Some(cfg) = &t.tenant_config {
-            if !cfg.is_object() {
-                return Err(DbError::invalid("tenant_config must be a JSON object"));
-            }
+        if let Some(cfg) = &t.tenant_config
+            && !cfg.is_object()
+        {
+            return Err(DbError::invalid("tenant_config must be a JSON object"));
         }
         let now = chrono::Utc::now();
         let am = ActiveModel {
@@ -152,8 +152,9 @@ impl Tenants<'_> {
 
     /// Deletes a tenant and, by cascade, its agents, keys, configuration and data.
     pub async fn delete(&self, _s: &SystemScope, id: &str) -> DbResult<bool> {
-        let res = Entity::delete_by_id(id.to_owned()).exec(&self.db.conn).await?;
+        let res = Entity::delete_by_id(id.to_owned())
+            .exec(&self.db.conn)
+            .await?;
         Ok(res.rows_affected > 0)
     }
 }
-

@@ -1,8 +1,8 @@
 use super::check_len;
+use crate::Db;
 use crate::entity::system::users::{ActiveModel, Column, Entity, Model};
 use crate::error::{DbError, DbResult};
 use crate::scope::{SystemScope, new_id, validate_id};
-use crate::Db;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
 
@@ -83,7 +83,12 @@ impl Users<'_> {
     }
 
     /// Replaces the password hash.
-    pub async fn set_password_hash(&self, s: &SystemScope, id: &str, hash: &str) -> DbResult<Model> {
+    pub async fn set_password_hash(
+        &self,
+        s: &SystemScope,
+        id: &str,
+        hash: &str,
+    ) -> DbResult<Model> {
         check_hash(hash)?;
         let mut am: ActiveModel = self.get(s, id).await?.into();
         am.hashed_password = Set(hash.to_owned());

@@ -1,4 +1,5 @@
 //! Test harness: every test story runs against a fresh SQLite file and, when
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 //! `MAIM_TEST_DATABASE_URL` is set, against a fresh schema of that PostgreSQL database.
 #![allow(dead_code)]
 
@@ -41,11 +42,19 @@ pub fn postgres_url() -> Option<String> {
 pub async fn sqlite(migrated: bool) -> TestDb {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = sqlite_url(&dir.path().join("nested/dir/maim.db"));
-    let db = connect(&url, &DbOptions::default()).await.expect("sqlite connect");
+    let db = connect(&url, &DbOptions::default())
+        .await
+        .expect("sqlite connect");
     if migrated {
-        db.migrate(&SystemScope::new("test")).await.expect("migrate sqlite");
+        db.migrate(&SystemScope::new("test"))
+            .await
+            .expect("migrate sqlite");
     }
-    TestDb { name: "sqlite", db, _dir: Some(dir) }
+    TestDb {
+        name: "sqlite",
+        db,
+        _dir: Some(dir),
+    }
 }
 
 pub async fn postgres(migrated: bool) -> Option<TestDb> {
@@ -63,9 +72,15 @@ pub async fn postgres(migrated: bool) -> Option<TestDb> {
     };
     let db = connect(&url, &opts).await.expect("postgres connect");
     if migrated {
-        db.migrate(&SystemScope::new("test")).await.expect("migrate postgres");
+        db.migrate(&SystemScope::new("test"))
+            .await
+            .expect("migrate postgres");
     }
-    Some(TestDb { name: "postgres", db, _dir: None })
+    Some(TestDb {
+        name: "postgres",
+        db,
+        _dir: None,
+    })
 }
 
 fn nanos() -> u32 {
@@ -89,7 +104,13 @@ pub async fn tenant_with_agents(db: &Db, name: &str, agents: usize) -> (TenantSc
     let sys = SystemScope::new("test setup");
     let t = db
         .tenants()
-        .create(&sys, maim_db::repo::NewTenant { tenant_name: name.into(), ..Default::default() })
+        .create(
+            &sys,
+            maim_db::repo::NewTenant {
+                tenant_name: name.into(),
+                ..Default::default()
+            },
+        )
         .await
         .expect("tenant");
     let scope = TenantScope::new(t.id).expect("scope");
@@ -97,7 +118,13 @@ pub async fn tenant_with_agents(db: &Db, name: &str, agents: usize) -> (TenantSc
     for i in 0..agents {
         let a = db
             .agents()
-            .create(&scope, maim_db::repo::NewAgent { name: format!("agent-{i}"), ..Default::default() })
+            .create(
+                &scope,
+                maim_db::repo::NewAgent {
+                    name: format!("agent-{i}"),
+                    ..Default::default()
+                },
+            )
             .await
             .expect("agent");
         ids.push(a.id);

@@ -1,0 +1,178 @@
+//! Configuration: built-in defaults -> config file -> environment -> CLI flags (figment).
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The built-in defaults, documented key by key.
+pub const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: Server,
+    pub storage: Storage,
+    pub logging: Logging,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub api_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    pub data_dir: String,
+    pub database_url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    pub dir: String,
+    pub level: String,
+    pub retention_days: usize,
+}
+
+/// Values given on the command line; `None` leaves the lower layers in charge.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging: Option<LoggingOverrides>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StorageOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoggingOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+}
+
+impl Settings {
+    /// Loads every layer. `config` is an explicit file (must exist); without it,
+    /// `<data_dir>/config.toml` is read when present.
+    pub fn load(config: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        // Only the three sections: other MAILAUNCHER_* variables (e.g. MAILAUNCHER_DATA_DIR,
+        // read by the path defaults) are not configuration keys.
+        let env = || {
+            Env::prefixed("MAILAUNCHER_")
+                .filter(|k| {
+                    let k = k.as_str().to_ascii_lowercase();
+                    ["server__", "storage__", "logging__"]
+                        .iter()
+                        .any(|p| k.starts_with(p))
+                })
+                .split("__")
+        };
+        let base = Figment::from(Toml::string(DEFAULTS));
+        let file = match config {
+            Some(p) => {
+                anyhow::ensure!(p.is_file(), "config file {} does not exist", p.display());
+                Some(p.to_path_buf())
+            }
+            None => {
+                // The data dir may itself come from env or flags: resolve it first.
+                let pre: Settings = base
+                    .clone()
+                    .merge(env())
+                    .merge(Serialized::defaults(overrides))
+                    .extract()
+                    .map_err(explain)?;
+                let p = pre.data_dir().join("config.toml");
+                p.is_file().then_some(p)
+            }
+        };
+        let mut fig = base;
+        if let Some(p) = &file {
+            fig = fig.merge(Toml::file(p));
+        }
+        let s: Settings = fig
+            .merge(env())
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(explain)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.server.api_prefix.starts_with('/') && !self.server.api_prefix.ends_with('/'),
+            "server.api_prefix must start with '/' and not end with one, got {:?}",
+            self.server.api_prefix
+        );
+        anyhow::ensure!(
+            self.storage.max_connections >= 1,
+            "storage.max_connections must be at least 1"
+        );
+        if !self.storage.database_url.is_empty() {
+            maim_db::backend_of(&self.storage.database_url)
+                .map_err(|e| anyhow::anyhow!("storage.database_url: {e}"))?;
+        }
+        Ok(())
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        if self.storage.data_dir.is_empty() {
+            launcher_core::paths::default_data_dir()
+        } else {
+            PathBuf::from(&self.storage.data_dir)
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.storage.database_url.is_empty() {
+            maim_db::sqlite_url(&launcher_core::paths::database_file(&self.data_dir()))
+        } else {
+            self.storage.database_url.clone()
+        }
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        if !self.logging.dir.is_empty() {
+            return PathBuf::from(&self.logging.dir);
+        }
+        match std::env::var("LOGS_DIR") {
+            Ok(d) if !d.is_empty() => PathBuf::from(d),
+            _ => self.data_dir().join("logs"),
+        }
+    }
+}
+
+fn explain(e: figment::Error) -> anyhow::Error {
+    let mut msgs = Vec::new();
+    for err in e {
+        let key = err.path.join(".");
+        msgs.push(if key.is_empty() {
+            err.kind.to_string()
+        } else {
+            format!("{key}: {}", err.kind)
+        });
+    }
+    anyhow::anyhow!("invalid configuration: {}", msgs.join("; "))
+}

@@ -1,0 +1,118 @@
+//! The one error type of the API: an HTTP status, a stable machine `code` and a human
+//! `detail` (which the legacy frontend shows).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, error};
+use serde::Serialize;
+use std::fmt;
+
+/// An error as the client sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    status: StatusCode,
+    /// Stable machine-readable code, e.g. `instance_not_found`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub detail: String,
+}
+
+impl ApiError {
+    /// An error with an explicit status.
+    pub fn new(status: StatusCode, code: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// 404 `{what}_not_found`.
+    pub fn not_found(what: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("{what}_not_found"), detail)
+    }
+
+    /// 400 `invalid_request`.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.status, self.code, self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(self)
+    }
+}
+
+impl actix_web::Responder for ApiError {
+    type Body = actix_web::body::BoxBody;
+    fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
+        self.error_response()
+    }
+}
+
+impl From<maim_db::DbError> for ApiError {
+    fn from(e: maim_db::DbError) -> Self {
+        use maim_db::DbError::*;
+        match e {
+            NotFound { entity } => {
+                Self::not_found(&entity.replace(' ', "_"), format!("{entity} not found"))
+            }
+            Conflict { constraint, detail } => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{detail} ({constraint})"),
+            ),
+            ScopeViolation(d) => Self::new(StatusCode::FORBIDDEN, "scope_violation", d),
+            InvalidInput(d) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", d),
+            Unauthorized => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or invalid credentials",
+            ),
+            Database(d) => {
+                tracing::error!(error = %d, "database error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "database_error",
+                    "the database failed; see the server log",
+                )
+            }
+        }
+    }
+}
+
+pub(crate) fn json_error(err: error::JsonPayloadError, _req: &HttpRequest) -> error::Error {
+    let (status, code) = match &err {
+        error::JsonPayloadError::OverflowKnownLength { .. }
+        | error::JsonPayloadError::Overflow { .. } => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+        }
+        error::JsonPayloadError::ContentType => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+        }
+        error::JsonPayloadError::Deserialize(e) if e.is_data() => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+        }
+        _ => (StatusCode::BAD_REQUEST, "malformed_json"),
+    };
+    ApiError::new(status, code, err.to_string()).into()
+}
+
+pub(crate) fn path_error(err: error::PathError, _req: &HttpRequest) -> error::Error {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", err.to_string()).into()
+}
+
+pub(crate) fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> error::Error {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", err.to_string()).into()
+}

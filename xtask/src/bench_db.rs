@@ -1,0 +1,257 @@
+//! `cargo xtask bench db`: scoped inserts and reads with 10 agents, on SQLite (temp file)
+//! and PostgreSQL (`--postgres-url` or `MAIM_TEST_DATABASE_URL`, in a throw-away schema).
+
+use clap::Parser;
+use maim_db::entity::runtime::messages::{self, ActiveModel, Column, Entity};
+use maim_db::prelude::*;
+use maim_db::repo::{NewAgent, NewTenant};
+use maim_db::{AgentScope, Db, DbOptions, Filter, Query, SystemScope, TenantScope, connect};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+pub struct Args {
+    /// PostgreSQL URL; defaults to MAIM_TEST_DATABASE_URL. Without either, only SQLite runs.
+    #[arg(long, env = "MAIM_TEST_DATABASE_URL")]
+    postgres_url: Option<String>,
+    /// How long each measurement runs.
+    #[arg(long, default_value_t = 3)]
+    seconds: u64,
+    /// Concurrent tasks for the PostgreSQL single-row and read measurements.
+    #[arg(long, default_value_t = 8)]
+    pg_workers: usize,
+    /// Concurrent readers for SQLite (WAL readers do not block each other).
+    #[arg(long, default_value_t = 4)]
+    sqlite_readers: usize,
+}
+
+const AGENTS: usize = 10;
+const CHATS_PER_AGENT: usize = 10;
+
+struct Target {
+    single: f64,
+    batched: f64,
+    reads: f64,
+}
+
+fn row(chat: usize, i: u64) -> ActiveModel {
+    let now = i as f64;
+    ActiveModel {
+        message_id: Set(format!("m{i}")),
+        time: Set(now),
+        chat_id: Set(format!("chat-{chat}")),
+        chat_info_stream_id: Set(format!("chat-{chat}")),
+        chat_info_platform: Set("qq".into()),
+        chat_info_user_platform: Set("qq".into()),
+        chat_info_user_id: Set("10001".into()),
+        chat_info_user_nickname: Set("alice".into()),
+        chat_info_create_time: Set(now),
+        chat_info_last_active_time: Set(now),
+        processed_plain_text: Set(Some(
+            "a typical short chat message for the benchmark".into(),
+        )),
+        ..Default::default()
+    }
+}
+
+async fn setup(db: &Db) -> anyhow::Result<Vec<AgentScope>> {
+    db.migrate(&SystemScope::new("bench")).await?;
+    let t = db
+        .tenants()
+        .create(
+            &SystemScope::new("bench"),
+            NewTenant {
+                tenant_name: format!("bench-{}", std::process::id()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let ts = TenantScope::new(t.id)?;
+    let mut scopes = Vec::new();
+    for i in 0..AGENTS {
+        let a = db
+            .agents()
+            .create(
+                &ts,
+                NewAgent {
+                    name: format!("a{i}"),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        scopes.push(ts.agent(a.id)?);
+    }
+    Ok(scopes)
+}
+
+/// Runs `op` from `workers` tasks for `secs` seconds; returns operations per second.
+async fn measure<F, Fut>(workers: usize, secs: u64, op: F) -> anyhow::Result<f64>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
+{
+    let op = Arc::new(op);
+    let done = Arc::new(AtomicU64::new(0));
+    let seq = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (op, done, seq) = (op.clone(), done.clone(), seq.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let i = seq.fetch_add(1, Ordering::Relaxed);
+                let n = op(i).await?;
+                done.fetch_add(n, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn bench(
+    name: &str,
+    db: Db,
+    args: &Args,
+    workers: usize,
+    read_workers: usize,
+    target: Target,
+) -> anyhow::Result<()> {
+    let scopes = Arc::new(setup(&db).await?);
+    let secs = args.seconds;
+
+    let (d, s) = (db.clone(), scopes.clone());
+    let single = measure(workers, secs, move |i| {
+        let (db, scopes) = (d.clone(), s.clone());
+        async move {
+            let scope = &scopes[(i as usize) % AGENTS];
+            db.table::<Entity>()
+                .insert(scope, row((i as usize / AGENTS) % CHATS_PER_AGENT, i))
+                .await?;
+            Ok(1)
+        }
+    })
+    .await?;
+
+    let (d, s) = (db.clone(), scopes.clone());
+    let batched = measure(1, secs, move |i| {
+        let (db, scopes) = (d.clone(), s.clone());
+        async move {
+            let scope = &scopes[(i as usize) % AGENTS];
+            let rows = (0..1000u64)
+                .map(|j| row((j as usize) % CHATS_PER_AGENT, i * 1000 + j))
+                .collect();
+            Ok(db.table::<Entity>().insert_many(scope, rows).await?)
+        }
+    })
+    .await?;
+
+    let (d, s) = (db.clone(), scopes.clone());
+    let reads = measure(read_workers, secs, move |i| {
+        let (db, scopes) = (d.clone(), s.clone());
+        async move {
+            let scope = &scopes[(i as usize) % AGENTS];
+            let chat = format!("chat-{}", (i as usize / AGENTS) % CHATS_PER_AGENT);
+            let rows: Vec<messages::Model> = db
+                .table::<Entity>()
+                .find(
+                    scope,
+                    Query::new()
+                        .filter(Filter::eq(Column::ChatId, chat))
+                        .desc(Column::Time)
+                        .limit(20),
+                )
+                .await?;
+            anyhow::ensure!(rows.len() == 20, "expected 20 rows, got {}", rows.len());
+            Ok(1)
+        }
+    })
+    .await?;
+
+    let total: u64 = {
+        let mut n = 0;
+        for s in scopes.iter() {
+            n += db.table::<Entity>().count(s, Filter::All).await?;
+        }
+        n
+    };
+    let mark = |got: f64, want: f64| if got >= want { "meets" } else { "BELOW" };
+    println!(
+        "\n{name} ({workers} concurrent tasks for single-row inserts, {} for reads; {total} messages at the end)",
+        read_workers
+    );
+    println!(
+        "  single-row inserts/s (1 row per txn)  {single:>10.0}   target {:>7.0}  {}",
+        target.single,
+        mark(single, target.single)
+    );
+    println!(
+        "  batched inserts/s (1,000 rows per txn) {batched:>10.0}   target {:>7.0}  {}",
+        target.batched,
+        mark(batched, target.batched)
+    );
+    println!(
+        "  latest-20-of-a-chat reads/s          {reads:>10.0}   target {:>7.0}  {}",
+        target.reads,
+        mark(reads, target.reads)
+    );
+    Ok(())
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    println!(
+        "maim-db benchmark: 10 agents, scoped repository calls, {} s per measurement",
+        args.seconds
+    );
+    let dir = tempfile::tempdir()?;
+    let url = maim_db::sqlite_url(&dir.path().join("bench.db"));
+    let db = connect(&url, &DbOptions::default()).await?;
+    bench(
+        "SQLite (WAL, synchronous=NORMAL)",
+        db.clone(),
+        &args,
+        1,
+        args.sqlite_readers,
+        Target {
+            single: 20_000.0,
+            batched: 150_000.0,
+            reads: 20_000.0,
+        },
+    )
+    .await?;
+    db.close().await?;
+
+    match &args.postgres_url {
+        Some(pg) => {
+            let opts = DbOptions {
+                postgres_schema: Some(format!("bench_{}", std::process::id())),
+                max_connections: (args.pg_workers as u32).max(2) + 2,
+                ..DbOptions::default()
+            };
+            let db = connect(pg, &opts).await?;
+            let r = bench(
+                "PostgreSQL",
+                db.clone(),
+                &args,
+                args.pg_workers,
+                args.pg_workers,
+                Target {
+                    single: 4_000.0,
+                    batched: 100_000.0,
+                    reads: 10_000.0,
+                },
+            )
+            .await;
+            db.drop_postgres_schema(&SystemScope::new("bench cleanup"))
+                .await?;
+            r?;
+        }
+        None => println!("\nPostgreSQL skipped: set MAIM_TEST_DATABASE_URL or pass --postgres-url"),
+    }
+    Ok(())
+}
