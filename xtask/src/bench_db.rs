@@ -21,6 +21,9 @@ pub struct Args {
     /// Concurrent tasks for the PostgreSQL single-row and read measurements.
     #[arg(long, default_value_t = 8)]
     pg_workers: usize,
+    /// Concurrent batch writers for PostgreSQL (SQLite has one writer at a time).
+    #[arg(long, default_value_t = 4)]
+    pg_batch_workers: usize,
     /// Concurrent readers for SQLite (WAL readers do not block each other).
     #[arg(long, default_value_t = 4)]
     sqlite_readers: usize,
@@ -119,6 +122,7 @@ async fn bench(
     db: Db,
     args: &Args,
     workers: usize,
+    batch_workers: usize,
     read_workers: usize,
     target: Target,
 ) -> anyhow::Result<()> {
@@ -139,7 +143,7 @@ async fn bench(
     .await?;
 
     let (d, s) = (db.clone(), scopes.clone());
-    let batched = measure(1, secs, move |i| {
+    let batched = measure(batch_workers, secs, move |i| {
         let (db, scopes) = (d.clone(), s.clone());
         async move {
             let scope = &scopes[(i as usize) % AGENTS];
@@ -182,8 +186,7 @@ async fn bench(
     };
     let mark = |got: f64, want: f64| if got >= want { "meets" } else { "BELOW" };
     println!(
-        "\n{name} ({workers} concurrent tasks for single-row inserts, {} for reads; {total} messages at the end)",
-        read_workers
+        "\n{name} (concurrent tasks: {workers} single-row writers, {batch_workers} batch writers, {read_workers} readers; {total} messages at the end)"
     );
     println!(
         "  single-row inserts/s (1 row per txn)  {single:>10.0}   target {:>7.0}  {}",
@@ -216,6 +219,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         db.clone(),
         &args,
         1,
+        1,
         args.sqlite_readers,
         Target {
             single: 20_000.0,
@@ -239,6 +243,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 db.clone(),
                 &args,
                 args.pg_workers,
+                args.pg_batch_workers,
                 args.pg_workers,
                 Target {
                     single: 4_000.0,

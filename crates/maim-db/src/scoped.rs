@@ -120,6 +120,33 @@ impl<E: EntityTrait> fmt::Debug for Filter<E> {
     }
 }
 
+// Manual impls: a derive would demand `E: Clone`, which entities need not be.
+impl<E: EntityTrait> Clone for Filter<E> {
+    fn clone(&self) -> Self {
+        match self {
+            Filter::All => Filter::All,
+            Filter::Compare(c, op, v) => Filter::Compare(*c, *op, v.clone()),
+            Filter::In(c, v) => Filter::In(*c, v.clone()),
+            Filter::Null(c, n) => Filter::Null(*c, *n),
+            Filter::Like(c, p) => Filter::Like(*c, p.clone()),
+            Filter::And(v) => Filter::And(v.clone()),
+            Filter::Or(v) => Filter::Or(v.clone()),
+            Filter::Not(f) => Filter::Not(f.clone()),
+        }
+    }
+}
+
+impl<E: EntityTrait> Clone for Query<E> {
+    fn clone(&self) -> Self {
+        Self {
+            filter: self.filter.clone(),
+            order: self.order.clone(),
+            limit: self.limit,
+            offset: self.offset,
+        }
+    }
+}
+
 impl<E: EntityTrait> Filter<E> {
     /// `column = value`
     pub fn eq(col: E::Column, v: impl Into<Value>) -> Self {
@@ -426,11 +453,15 @@ where
 
     /// The rows of the scope matching `query`.
     pub async fn find(&self, scope: &E::Scope, query: Query<E>) -> DbResult<Vec<E::Model>> {
+        Ok(Self::select(scope, &query)?.all(&self.db.conn).await?)
+    }
+
+    fn select(scope: &E::Scope, query: &Query<E>) -> DbResult<sea_orm::Select<E>> {
         let mut q = E::find()
             .filter(Self::scope_condition(scope)?)
             .filter(query.filter.condition());
-        for (col, ord) in query.order {
-            q = q.order_by(col, ord);
+        for (col, ord) in &query.order {
+            q = q.order_by(*col, ord.clone());
         }
         if let Some(l) = query.limit {
             q = q.limit(l);
@@ -438,7 +469,7 @@ where
         if let Some(o) = query.offset {
             q = q.offset(o);
         }
-        Ok(q.all(&self.db.conn).await?)
+        Ok(q)
     }
 
     /// How many rows of the scope match `filter`.

@@ -6,74 +6,14 @@
 
 mod common;
 
+use common::{am, dummy};
 use maim_db::entity::{business, launcher, runtime};
 use maim_db::prelude::*;
 use maim_db::repo::{NewApiKey, PluginScope};
 use maim_db::{AgentScope, Db, DbError, Filter, Query, Scoped, TenantScope};
-use sea_orm::sea_query::ColumnType;
-use sea_orm::{ActiveModelBehavior, ColumnTrait, EntityTrait, IdenStatic, Iterable, TryIntoModel};
+use sea_orm::{ActiveModelBehavior, TryIntoModel};
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::{Value as J, json};
-
-const AUTO: &[&str] = &["id", "tenant_id", "agent_id", "created_at", "updated_at"];
-
-/// A row for any table, with values derived from each column's type and `seed`
-/// (the automatic columns left out).
-fn dummy<E: EntityTrait>(seed: i64) -> J {
-    let mut v = dummy_all::<E>(seed);
-    if let Some(m) = v.as_object_mut() {
-        m.retain(|k, _| !AUTO.contains(&k.as_str()));
-    }
-    v
-}
-
-fn dummy_all<E: EntityTrait>(seed: i64) -> J {
-    let mut m = serde_json::Map::new();
-    for col in E::Column::iter() {
-        let name = col.as_str();
-        let v = match col.def().get_column_type() {
-            ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_) => {
-                json!(format!("{name}-{seed}"))
-            }
-            ColumnType::Double | ColumnType::Float => json!(seed as f64 + 0.5),
-            ColumnType::BigInteger | ColumnType::Integer | ColumnType::SmallInteger => json!(seed),
-            ColumnType::Boolean => json!(seed % 2 == 0),
-            ColumnType::Json | ColumnType::JsonBinary => json!({"seed": seed}),
-            ColumnType::TimestampWithTimeZone | ColumnType::Timestamp | ColumnType::DateTime => {
-                json!(chrono::Utc::now())
-            }
-            other => panic!("no dummy value for {name}: {other:?}"),
-        };
-        m.insert(name.to_owned(), v);
-    }
-    J::Object(m)
-}
-
-fn am<E>(v: J) -> E::ActiveModel
-where
-    E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel> + Serialize + DeserializeOwned,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + TryIntoModel<E::Model>,
-{
-    // Every column is present in `v` (sea-orm's own placeholder timestamps do not parse
-    // back); the automatic ones are unset again so the repository fills them in.
-    let forged: Vec<&str> = ["tenant_id", "agent_id"]
-        .into_iter()
-        .filter(|k| v.get(*k).is_some())
-        .collect();
-    let mut full = dummy_all::<E>(0);
-    for (k, val) in v.as_object().expect("object") {
-        full[k] = val.clone();
-    }
-    let mut am =
-        <E::ActiveModel as ActiveModelTrait>::from_json(full).expect("active model from json");
-    for col in E::Column::iter() {
-        if AUTO.contains(&col.as_str()) && !forged.contains(&col.as_str()) {
-            am.not_set(col);
-        }
-    }
-    am
-}
+use serde_json::json;
 
 fn id_of<M: Serialize>(m: &M) -> i64 {
     serde_json::to_value(m).unwrap()["id"]
