@@ -1,0 +1,255 @@
+//! The per-component log pipeline.
+//!
+//! Every byte a child writes is drained all the time, watched or not, and split into
+//! [`Record`]s with a monotonically increasing sequence number. Each record goes, under one
+//! lock, to (1) a ring buffer bounded by bytes and by records, for replay; (2) a size-capped
+//! rotating file; (3) a broadcast channel. A slow subscriber never slows the child: the
+//! channel overwrites what it has not read, and the subscriber receives one
+//! [`Event::Skipped`] saying how many records it missed.
+//!
+//! Subscribing takes the ring snapshot and joins the channel under the same lock as
+//! publishing, so "replay from N, then live" has neither gaps nor duplicates.
+
+mod file;
+mod reader;
+
+pub use file::RotatingFile;
+pub use reader::spawn_reader;
+
+use chrono::{DateTime, Utc};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::broadcast;
+
+/// One piece of output: a line (with its newline) or a flushed partial line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Position in the component's output, from 1, never reused.
+    pub seq: u64,
+    /// When the record was cut.
+    pub ts: DateTime<Utc>,
+    /// The raw bytes, ANSI sequences included.
+    pub data: Vec<u8>,
+}
+
+/// What a subscriber receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The next record.
+    Record(Arc<Record>),
+    /// The subscriber fell behind and this many records were dropped for it.
+    Skipped {
+        /// How many records it missed.
+        missed: u64,
+    },
+}
+
+/// Where a new subscriber starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Only what comes next.
+    None,
+    /// Every buffered record with `seq >= n`, then live.
+    FromSeq(u64),
+    /// The last `k` buffered records, then live.
+    Tail(usize),
+}
+
+/// Limits and destinations of one pipeline.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Ring buffer limit in bytes of record data.
+    pub ring_max_bytes: usize,
+    /// Ring buffer limit in records.
+    pub ring_max_records: usize,
+    /// Records a subscriber may lag before it skips.
+    pub channel_capacity: usize,
+    /// The log file, if any (rotated to `<name>.1`, `<name>.2`, …).
+    pub file: Option<PathBuf>,
+    /// Size at which the file rotates.
+    pub file_max_bytes: u64,
+    /// Rotated files kept besides the live one.
+    pub file_keep: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            ring_max_bytes: 2 * 1024 * 1024,
+            ring_max_records: 10_000,
+            channel_capacity: 4096,
+            file: None,
+            file_max_bytes: 10 * 1024 * 1024,
+            file_keep: 5,
+        }
+    }
+}
+
+struct State {
+    ring: VecDeque<Arc<Record>>,
+    ring_bytes: usize,
+    next_seq: u64,
+    file: Option<RotatingFile>,
+    file_error_reported: bool,
+}
+
+/// A component's log pipeline. Cheap to clone; all clones share one stream.
+#[derive(Clone)]
+pub struct LogPipeline {
+    state: Arc<Mutex<State>>,
+    tx: broadcast::Sender<Arc<Record>>,
+    cfg: Arc<LogConfig>,
+}
+
+impl std::fmt::Debug for LogPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogPipeline")
+            .field("next_seq", &self.next_seq())
+            .finish()
+    }
+}
+
+/// A live subscription: the replayed records, then [`Subscription::recv`].
+#[derive(Debug)]
+pub struct Subscription {
+    /// Buffered records requested by the [`Replay`], oldest first.
+    pub replay: Vec<Arc<Record>>,
+    /// Records that were asked for but had already left the ring (`FromSeq` older than
+    /// the buffer): the subscriber should show that a gap precedes the replay.
+    pub evicted: u64,
+    rx: broadcast::Receiver<Arc<Record>>,
+}
+
+impl Subscription {
+    /// The next event; `None` once the pipeline is gone.
+    pub async fn recv(&mut self) -> Option<Event> {
+        match self.rx.recv().await {
+            Ok(r) => Some(Event::Record(r)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(Event::Skipped { missed: n }),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+impl LogPipeline {
+    /// A pipeline with these limits; opens (appends to) the log file if one is configured.
+    pub fn new(cfg: LogConfig) -> std::io::Result<Self> {
+        let file = match &cfg.file {
+            Some(p) => Some(RotatingFile::open(
+                p.clone(),
+                cfg.file_max_bytes,
+                cfg.file_keep,
+            )?),
+            None => None,
+        };
+        let (tx, _) = broadcast::channel(cfg.channel_capacity.max(1));
+        Ok(Self {
+            state: Arc::new(Mutex::new(State {
+                ring: VecDeque::new(),
+                ring_bytes: 0,
+                next_seq: 1,
+                file,
+                file_error_reported: false,
+            })),
+            tx,
+            cfg: Arc::new(cfg),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the ring inconsistent in a way that
+        // matters more than losing the component's output: keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The sequence number the next record will get.
+    pub fn next_seq(&self) -> u64 {
+        self.lock().next_seq
+    }
+
+    /// Publishes one record per item, in order; returns the last sequence number used.
+    pub fn publish<I: IntoIterator<Item = Vec<u8>>>(&self, items: I) -> u64 {
+        let mut st = self.lock();
+        let now = Utc::now();
+        for data in items {
+            let rec = Arc::new(Record {
+                seq: st.next_seq,
+                ts: now,
+                data,
+            });
+            st.next_seq += 1;
+            if let Some(f) = st.file.as_mut() {
+                if let Err(e) = f.write(&rec.data) {
+                    if !st.file_error_reported {
+                        tracing::warn!(error = %e, "component log file write failed; output stays in memory");
+                        st.file_error_reported = true;
+                    }
+                }
+            }
+            st.ring_bytes += rec.data.len();
+            st.ring.push_back(rec.clone());
+            while st.ring.len() > self.cfg.ring_max_records
+                || (st.ring_bytes > self.cfg.ring_max_bytes && st.ring.len() > 1)
+            {
+                if let Some(old) = st.ring.pop_front() {
+                    st.ring_bytes -= old.data.len();
+                }
+            }
+            // No receivers is not an error: output is kept in the ring and the file.
+            let _ = self.tx.send(rec);
+        }
+        if let Some(f) = st.file.as_mut() {
+            let _ = f.flush();
+        }
+        st.next_seq - 1
+    }
+
+    /// Subscribes, replaying buffered records as asked.
+    pub fn subscribe(&self, replay: Replay) -> Subscription {
+        let st = self.lock();
+        let rx = self.tx.subscribe();
+        let oldest = st.ring.front().map_or(st.next_seq, |r| r.seq);
+        let (records, evicted): (Vec<_>, u64) = match replay {
+            Replay::None => (Vec::new(), 0),
+            Replay::FromSeq(n) => {
+                let n = n.max(1);
+                let skip = n.saturating_sub(oldest) as usize;
+                (
+                    st.ring.iter().skip(skip).cloned().collect(),
+                    oldest.saturating_sub(n),
+                )
+            }
+            Replay::Tail(k) => {
+                let skip = st.ring.len().saturating_sub(k);
+                (st.ring.iter().skip(skip).cloned().collect(), 0)
+            }
+        };
+        Subscription {
+            replay: records,
+            evicted,
+            rx,
+        }
+    }
+
+    /// The last `k` buffered records as text (lossy UTF-8), e.g. for a failure report.
+    pub fn tail_text(&self, k: usize) -> Vec<String> {
+        let st = self.lock();
+        let skip = st.ring.len().saturating_sub(k);
+        st.ring
+            .iter()
+            .skip(skip)
+            .map(|r| {
+                String::from_utf8_lossy(&r.data)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Buffered record count and bytes.
+    pub fn buffered(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.ring.len(), st.ring_bytes)
+    }
+}
