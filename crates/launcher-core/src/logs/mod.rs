@@ -179,13 +179,12 @@ impl LogPipeline {
                 data,
             });
             st.next_seq += 1;
-            if let Some(f) = st.file.as_mut() {
-                if let Err(e) = f.write(&rec.data) {
-                    if !st.file_error_reported {
-                        tracing::warn!(error = %e, "component log file write failed; output stays in memory");
-                        st.file_error_reported = true;
-                    }
-                }
+            let failed = st.file.as_mut().and_then(|f| f.write(&rec.data).err());
+            if let Some(e) = failed
+                && !st.file_error_reported
+            {
+                tracing::warn!(error = %e, "component log file write failed; output stays in memory");
+                st.file_error_reported = true;
             }
             st.ring_bytes += rec.data.len();
             st.ring.push_back(rec.clone());
