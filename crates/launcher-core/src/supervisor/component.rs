@@ -1,0 +1,478 @@
+//! The component actor.
+
+use super::spawn::{ProcessSpec, spawn};
+use super::{
+    ExitInfo, Failure, RestartMode, RestartPolicy, State, Status, StopPolicy, SupervisorError,
+};
+use crate::logs::{LogConfig, LogPipeline, spawn_reader};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use portable_pty::{MasterPty, PtySize};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+/// Everything a component actor needs.
+#[derive(Debug, Clone)]
+pub struct ComponentConfig {
+    /// Name for logs and threads, e.g. `inst1-main`.
+    pub name: String,
+    /// What to run.
+    pub spec: ProcessSpec,
+    /// Crash handling.
+    pub restart: RestartPolicy,
+    /// Stop handling.
+    pub stop: StopPolicy,
+    /// Output buffering and files.
+    pub log: LogConfig,
+    /// Quiet period after which a partial line (a prompt) is published.
+    pub flush_after: Duration,
+}
+
+type Reply = oneshot::Sender<Result<(), SupervisorError>>;
+
+enum Cmd {
+    Start(Reply),
+    Stop(Reply),
+    Restart(Reply),
+    Kill(Reply),
+    Input(Vec<u8>, Reply),
+    Resize(u16, u16, Reply),
+}
+
+/// A handle to one component's actor. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Component {
+    tx: mpsc::Sender<Cmd>,
+    status: watch::Receiver<Status>,
+    logs: LogPipeline,
+}
+
+impl Component {
+    /// Starts the actor (not the process) on the current tokio runtime.
+    pub fn new(cfg: ComponentConfig) -> std::io::Result<Self> {
+        let logs = LogPipeline::new(cfg.log.clone())?;
+        let (tx, rx) = mpsc::channel(256);
+        let (status_tx, status) = watch::channel(Status::default());
+        let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+        let actor = Actor {
+            size: cfg.spec.size,
+            cfg,
+            logs: logs.clone(),
+            status_tx,
+            st: Status::default(),
+            run: None,
+            exit_tx,
+            stop_waiters: Vec::new(),
+            restart_waiters: Vec::new(),
+            restart_pending: false,
+            stop_deadline: None,
+            backoff_until: None,
+            consecutive: 0,
+            crashes: VecDeque::new(),
+        };
+        tokio::spawn(actor.run(rx, exit_rx));
+        Ok(Self { tx, status, logs })
+    }
+
+    async fn call(&self, make: impl FnOnce(Reply) -> Cmd) -> Result<(), SupervisorError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| SupervisorError::Gone)?;
+        rx.await.map_err(|_| SupervisorError::Gone)?
+    }
+
+    /// Starts the process (no-op when it runs; clears `failed`).
+    pub async fn start(&self) -> Result<(), SupervisorError> {
+        self.call(Cmd::Start).await
+    }
+
+    /// Stops the process: the stop signal to its group, then SIGKILL after the grace
+    /// period. Returns once it is reaped.
+    pub async fn stop(&self) -> Result<(), SupervisorError> {
+        self.call(Cmd::Stop).await
+    }
+
+    /// A confirmed stop (process reaped) followed by a start.
+    pub async fn restart(&self) -> Result<(), SupervisorError> {
+        self.call(Cmd::Restart).await
+    }
+
+    /// SIGKILL to the process group at once; returns once it is reaped.
+    pub async fn kill(&self) -> Result<(), SupervisorError> {
+        self.call(Cmd::Kill).await
+    }
+
+    /// Writes raw bytes to the terminal.
+    pub async fn input(&self, bytes: Vec<u8>) -> Result<(), SupervisorError> {
+        self.call(|r| Cmd::Input(bytes, r)).await
+    }
+
+    /// Sets the terminal size (kept for later starts too).
+    pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), SupervisorError> {
+        self.call(|r| Cmd::Resize(rows, cols, r)).await
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change.
+    pub fn watch(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// The output stream.
+    pub fn logs(&self) -> &LogPipeline {
+        &self.logs
+    }
+}
+
+struct Running {
+    pid: u32,
+    master: Box<dyn MasterPty + Send>,
+    input: std::sync::mpsc::Sender<Vec<u8>>,
+    started: Instant,
+}
+
+struct Exited {
+    pid: u32,
+    code: Option<i32>,
+    signal: Option<i32>,
+}
+
+struct Actor {
+    cfg: ComponentConfig,
+    size: (u16, u16),
+    logs: LogPipeline,
+    status_tx: watch::Sender<Status>,
+    st: Status,
+    run: Option<Running>,
+    exit_tx: mpsc::UnboundedSender<Exited>,
+    stop_waiters: Vec<Reply>,
+    restart_waiters: Vec<Reply>,
+    restart_pending: bool,
+    stop_deadline: Option<Instant>,
+    backoff_until: Option<Instant>,
+    consecutive: u32,
+    crashes: VecDeque<Instant>,
+}
+
+fn signal_group(pid: u32, sig: Signal) {
+    // ESRCH (already gone) is the expected race; nothing else can be done about others.
+    let _ = killpg(Pid::from_raw(pid as i32), sig);
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Cmd>,
+        mut exits: mpsc::UnboundedReceiver<Exited>,
+    ) {
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+                Some(exit) = exits.recv() => self.on_exit(exit),
+                _ = sleep_until_opt(self.stop_deadline) => {
+                    self.stop_deadline = None;
+                    if let Some(r) = &self.run {
+                        tracing::warn!(component = %self.cfg.name, "grace period over; SIGKILL to the process group");
+                        signal_group(r.pid, Signal::SIGKILL);
+                    }
+                }
+                _ = sleep_until_opt(self.backoff_until) => {
+                    self.backoff_until = None;
+                    self.st.restart_count += 1;
+                    let _ = self.start_process();
+                }
+            }
+        }
+        // Every handle is gone: leave nothing running behind.
+        if let Some(r) = self.run.take() {
+            signal_group(r.pid, Signal::SIGKILL);
+        }
+    }
+
+    fn publish(&mut self) {
+        self.status_tx.send_replace(self.st.clone());
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Start(reply) => {
+                let res = if self.run.is_some() {
+                    Ok(())
+                } else {
+                    self.backoff_until = None;
+                    self.crashes.clear();
+                    self.consecutive = 0;
+                    self.start_process()
+                };
+                let _ = reply.send(res);
+            }
+            Cmd::Stop(reply) => self.request_stop(reply, self.cfg.stop.signal),
+            Cmd::Kill(reply) => self.request_stop(reply, Signal::SIGKILL),
+            Cmd::Restart(reply) => {
+                if self.run.is_some() {
+                    self.restart_pending = true;
+                    self.restart_waiters.push(reply);
+                    if self.st.state != State::Stopping {
+                        self.begin_stop(self.cfg.stop.signal);
+                    }
+                } else {
+                    self.backoff_until = None;
+                    let _ = reply.send(self.start_process());
+                }
+            }
+            Cmd::Input(bytes, reply) => {
+                let res = match &self.run {
+                    Some(r) if self.st.state == State::Running => {
+                        r.input.send(bytes).map_err(|_| SupervisorError::NotRunning)
+                    }
+                    _ => Err(SupervisorError::NotRunning),
+                };
+                let _ = reply.send(res);
+            }
+            Cmd::Resize(rows, cols, reply) => {
+                self.size = (rows.max(1), cols.max(1));
+                if let Some(r) = &self.run {
+                    let _ = r.master.resize(PtySize {
+                        rows: self.size.0,
+                        cols: self.size.1,
+                        pixel_width: 0,
+                        pixel_height: 0,
+                    });
+                }
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn request_stop(&mut self, reply: Reply, sig: Signal) {
+        if self.run.is_none() {
+            // Nothing to stop; a pending restart or a failure is cleared by a user's stop.
+            self.backoff_until = None;
+            if matches!(self.st.state, State::Backoff | State::Failed) {
+                self.st.state = State::Stopped;
+                self.publish();
+            }
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        self.stop_waiters.push(reply);
+        self.begin_stop(sig);
+    }
+
+    fn begin_stop(&mut self, sig: Signal) {
+        let Some(r) = &self.run else { return };
+        signal_group(r.pid, sig);
+        self.stop_deadline = if sig == Signal::SIGKILL {
+            None
+        } else {
+            Some(Instant::now() + self.cfg.stop.grace)
+        };
+        if self.st.state != State::Stopping {
+            self.st.state = State::Stopping;
+            self.publish();
+        }
+    }
+
+    fn start_process(&mut self) -> Result<(), SupervisorError> {
+        self.st.state = State::Starting;
+        self.st.failure = None;
+        self.publish();
+        let mut spec = self.cfg.spec.clone();
+        spec.size = self.size;
+        let spawned = match spawn(&spec) {
+            Ok(s) => s,
+            Err(e) => {
+                let reason = format!("could not start {:?}: {e}", spec.argv);
+                self.st.state = State::Failed;
+                self.st.failure = Some(Failure {
+                    reason: reason.clone(),
+                    last_lines: self.logs.tail_text(50),
+                });
+                self.publish();
+                return Err(SupervisorError::Spawn(reason));
+            }
+        };
+        let pid = spawned.pid;
+        let drain = spawn_reader(
+            spawned.reader,
+            self.logs.clone(),
+            self.cfg.flush_after,
+            &self.cfg.name,
+        );
+        let (input_tx, input_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let mut writer = spawned.writer;
+        let _ = std::thread::Builder::new()
+            .name(format!("{}-input", self.cfg.name))
+            .spawn(move || {
+                use std::io::Write;
+                while let Ok(bytes) = input_rx.recv() {
+                    if writer
+                        .write_all(&bytes)
+                        .and_then(|_| writer.flush())
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        let exit_tx = self.exit_tx.clone();
+        let mut child = spawned.child;
+        let waiter = std::thread::Builder::new()
+            .name(format!("{}-wait", self.cfg.name))
+            .spawn(move || {
+                use std::os::unix::process::ExitStatusExt;
+                let plain: &mut dyn portable_pty::Child = &mut *child;
+                let (code, signal) = match plain.downcast_mut::<std::process::Child>() {
+                    Some(c) => match c.wait() {
+                        Ok(s) => (s.code(), s.signal()),
+                        Err(_) => (None, None),
+                    },
+                    None => match plain.wait() {
+                        Ok(s) => (Some(s.exit_code() as i32), None),
+                        Err(_) => (None, None),
+                    },
+                };
+                // Whatever the leader left in its group dies with it, so nothing holds the
+                // terminal open and no grandchild outlives the component.
+                signal_group(pid, Signal::SIGKILL);
+                // Let the drain publish the last bytes before the exit is reported.
+                if let Ok(drain) = drain {
+                    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+                    while !drain.is_finished() && std::time::Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                let _ = exit_tx.send(Exited { pid, code, signal });
+            });
+        if waiter.is_err() {
+            signal_group(pid, Signal::SIGKILL);
+        }
+        self.run = Some(Running {
+            pid,
+            master: spawned.master,
+            input: input_tx,
+            started: Instant::now(),
+        });
+        self.st.state = State::Running;
+        self.st.pid = Some(pid);
+        self.st.start_count += 1;
+        self.st.started_at = Some(chrono::Utc::now());
+        self.publish();
+        tracing::info!(component = %self.cfg.name, pid, "started");
+        Ok(())
+    }
+
+    fn on_exit(&mut self, exit: Exited) {
+        let Some(run) = self.run.take_if(|r| r.pid == exit.pid) else {
+            return;
+        };
+        let ran = run.started.elapsed();
+        let requested = self.st.state == State::Stopping;
+        let info = ExitInfo {
+            code: exit.code,
+            signal: exit.signal,
+            at: chrono::Utc::now(),
+            requested,
+        };
+        self.st.total_runtime += ran;
+        self.st.pid = None;
+        self.st.started_at = None;
+        self.stop_deadline = None;
+        tracing::info!(component = %self.cfg.name, pid = exit.pid, how = %info.describe(), requested, "exited");
+        self.st.last_exit = Some(info.clone());
+
+        if requested {
+            self.st.state = State::Stopped;
+            self.publish();
+            for w in self.stop_waiters.drain(..) {
+                let _ = w.send(Ok(()));
+            }
+            if std::mem::take(&mut self.restart_pending) {
+                let res = self.start_process();
+                for w in self.restart_waiters.drain(..) {
+                    let _ = w.send(res.clone());
+                }
+            }
+            return;
+        }
+
+        // A crash: it exited without passing through `stopping`.
+        self.st.crash_count += 1;
+        let policy: &RestartPolicy = &self.cfg.restart;
+        if ran >= policy.reset_after {
+            self.consecutive = 0;
+        }
+        let restart = match policy.mode {
+            RestartMode::Never => false,
+            RestartMode::OnFailure => !info.success(),
+            RestartMode::Always => true,
+        };
+        if !restart {
+            self.st.state = if info.success() {
+                State::Stopped
+            } else {
+                State::Failed
+            };
+            if !info.success() {
+                self.st.failure = Some(Failure {
+                    reason: info.describe(),
+                    last_lines: self.logs.tail_text(50),
+                });
+            }
+            self.publish();
+            return;
+        }
+        let now = Instant::now();
+        self.crashes.push_back(now);
+        if let Some((max, window)) = policy.give_up {
+            while self
+                .crashes
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > window)
+            {
+                self.crashes.pop_front();
+            }
+            if self.crashes.len() as u32 >= max {
+                self.st.state = State::Failed;
+                self.st.failure = Some(Failure {
+                    reason: format!(
+                        "crashed {} times within {} s; last: {}",
+                        self.crashes.len(),
+                        window.as_secs(),
+                        info.describe()
+                    ),
+                    last_lines: self.logs.tail_text(50),
+                });
+                self.publish();
+                return;
+            }
+        }
+        let factor = 2u32.saturating_pow(self.consecutive.min(16));
+        let delay = policy
+            .backoff_initial
+            .saturating_mul(factor)
+            .min(policy.backoff_max);
+        self.consecutive += 1;
+        self.backoff_until = Some(now + delay);
+        self.st.state = State::Backoff;
+        self.publish();
+    }
+}
