@@ -1,6 +1,7 @@
 //! `cargo xtask …`: project tasks that need more than a shell one-liner.
 
 mod bench_db;
+mod bench_supervisor;
 mod migrate;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Cmd {
 enum Bench {
     /// maim-db inserts and reads on SQLite and PostgreSQL.
     Db(bench_db::Args),
+    /// Log pipeline throughput and process-control latencies.
+    Supervisor(bench_supervisor::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +51,8 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench {
             which: Bench::Db(args),
         } => rt.block_on(bench_db::run(args)),
+        Cmd::Bench {
+            which: Bench::Supervisor(args),
+        } => rt.block_on(bench_supervisor::run(args)),
     }
 }

@@ -63,11 +63,20 @@ async fn gone(pid: u32) -> bool {
 /// Waits until the component has printed `needle` (fixtures announce when they are set up).
 async fn wait_output(c: &Component, needle: &str) {
     let mut sub = c.logs().subscribe(Replay::FromSeq(1));
-    let mut text: String = sub.replay.iter().map(|r| String::from_utf8_lossy(&r.data).to_string()).collect();
+    let mut text: String = sub
+        .replay
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.data).to_string())
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !text.contains(needle) {
-        assert!(Instant::now() < deadline, "never printed {needle:?}; got {text:?}");
-        if let Ok(Some(Event::Record(r))) = tokio::time::timeout(Duration::from_millis(100), sub.recv()).await {
+        assert!(
+            Instant::now() < deadline,
+            "never printed {needle:?}; got {text:?}"
+        );
+        if let Ok(Some(Event::Record(r))) =
+            tokio::time::timeout(Duration::from_millis(100), sub.recv()).await
+        {
             text.push_str(&String::from_utf8_lossy(&r.data));
         }
     }
