@@ -1,6 +1,9 @@
 //! MaiLauncher's domain logic. No HTTP types live here: `launcher-api` maps this crate's
 //! results and errors onto the wire.
 
+mod error;
 pub mod logs;
 pub mod paths;
 pub mod supervisor;
+
+pub use error::CoreError;

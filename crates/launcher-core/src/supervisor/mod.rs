@@ -2,9 +2,12 @@
 //! goes through the actor's channel, so concurrent requests are serialized.
 
 mod component;
+mod instances;
+pub mod procfs;
 pub mod spawn;
 
 pub use component::{Component, ComponentConfig};
+pub use instances::{ReconcileReport, Supervisor, SupervisorConfig};
 pub use spawn::{ProcessSpec, spawn};
 
 use chrono::{DateTime, Utc};

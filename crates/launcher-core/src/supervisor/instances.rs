@@ -1,0 +1,502 @@
+//! Instances: their components in start order, persistence of state and statistics
+//! through maim-db, and boot reconciliation.
+
+use super::{
+    Component, ComponentConfig, ProcessSpec, RestartMode, RestartPolicy, State, Status, StopPolicy,
+    procfs,
+};
+use crate::error::CoreError;
+use crate::logs::LogConfig;
+use maim_db::entity::launcher::{
+    instance_components as comps, instance_runs as runs, instances as insts,
+};
+use maim_db::prelude::*;
+use maim_db::{Db, Filter, Query, TenantScope};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc};
+
+/// Supervisor-wide settings.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// Where component log files go (`<instance>/<component>.log`).
+    pub logs_dir: PathBuf,
+    /// Component kinds in start order; stop runs in reverse. Unlisted kinds start last.
+    pub start_order: Vec<String>,
+    /// Stop signal and grace period.
+    pub stop: StopPolicy,
+    /// Backoff and give-up; the mode comes from each instance's `restart_policy`.
+    pub restart: RestartPolicy,
+    /// Ring and file limits for each component.
+    pub log: LogConfig,
+    /// Quiet period before a partial line is published.
+    pub flush_after: Duration,
+}
+
+impl SupervisorConfig {
+    /// Defaults with logs under `logs_dir`.
+    pub fn new(logs_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            logs_dir: logs_dir.into(),
+            start_order: vec!["main".into(), "napcat-ada".into(), "napcat".into()],
+            stop: StopPolicy::default(),
+            restart: RestartPolicy::default(),
+            log: LogConfig::default(),
+            flush_after: Duration::from_millis(50),
+        }
+    }
+}
+
+/// What boot reconciliation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Processes of a previous daemon that were still alive and were terminated.
+    pub orphans_terminated: Vec<u32>,
+    /// Recorded pids that were dead or now belong to another process (left alone).
+    pub stale_pids: Vec<u32>,
+    /// Instances whose recorded state claimed a live process and was corrected.
+    pub states_corrected: Vec<String>,
+    /// Instances started again because their desired state is `running`.
+    pub autostarted: Vec<String>,
+}
+
+struct Instance {
+    components: Vec<(String, Component)>,
+}
+
+/// Runs and records every instance of one tenant.
+pub struct Supervisor {
+    db: Db,
+    tenant: TenantScope,
+    cfg: SupervisorConfig,
+    instances: Mutex<HashMap<String, Arc<Instance>>>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("tenant", &self.tenant)
+            .finish()
+    }
+}
+
+fn restart_mode(policy: &str) -> RestartMode {
+    match policy {
+        "never" => RestartMode::Never,
+        "always" => RestartMode::Always,
+        _ => RestartMode::OnFailure,
+    }
+}
+
+fn summary(states: &[State]) -> State {
+    let any = |s: State| states.contains(&s);
+    if states.is_empty() || states.iter().all(|s| *s == State::Stopped) {
+        State::Stopped
+    } else if any(State::Failed) {
+        State::Failed
+    } else if any(State::Stopping) {
+        State::Stopping
+    } else if any(State::Starting) {
+        State::Starting
+    } else if any(State::Backoff) {
+        State::Backoff
+    } else {
+        State::Running
+    }
+}
+
+impl Supervisor {
+    /// A supervisor for `tenant`'s instances. Call [`Supervisor::reconcile`] once at boot.
+    pub fn new(db: Db, tenant: TenantScope, cfg: SupervisorConfig) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            tenant,
+            cfg,
+            instances: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn order_of(&self, kind: &str) -> usize {
+        self.cfg
+            .start_order
+            .iter()
+            .position(|k| k == kind)
+            .unwrap_or(usize::MAX)
+    }
+
+    async fn instance(self: &Arc<Self>, id: &str) -> Result<Arc<Instance>, CoreError> {
+        let mut map = self.instances.lock().await;
+        if let Some(i) = map.get(id) {
+            return Ok(i.clone());
+        }
+        let row = match self
+            .db
+            .table::<insts::Entity>()
+            .get(&self.tenant, id.to_owned())
+            .await
+        {
+            Ok(r) => r,
+            Err(maim_db::DbError::NotFound { .. }) => {
+                return Err(CoreError::NotFound(format!("instance {id}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut rows = self
+            .db
+            .table::<comps::Entity>()
+            .find(
+                &self.tenant,
+                Query::new().filter(Filter::eq(comps::Column::InstanceId, id.to_owned())),
+            )
+            .await?;
+        rows.sort_by_key(|c| self.order_of(&c.kind));
+        let mut components = Vec::new();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        for c in rows {
+            let argv: Vec<String> = serde_json::from_value(c.argv.clone()).map_err(|e| {
+                CoreError::Invalid(format!("component {} has a bad argv: {e}", c.kind))
+            })?;
+            let env: Vec<(String, String)> = c
+                .env
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut spec = ProcessSpec::new(argv, &c.path);
+            spec.env = env;
+            let mut log = self.cfg.log.clone();
+            log.file = Some(self.cfg.logs_dir.join(id).join(format!("{}.log", c.kind)));
+            let component = Component::new(ComponentConfig {
+                name: format!("{id}-{}", c.kind),
+                spec,
+                restart: RestartPolicy {
+                    mode: restart_mode(&row.restart_policy),
+                    ..self.cfg.restart.clone()
+                },
+                stop: self.cfg.stop,
+                log,
+                flush_after: self.cfg.flush_after,
+            })?;
+            forward_status(c.kind.clone(), component.watch(), events_tx.clone());
+            components.push((c.kind.clone(), component));
+        }
+        // The instance's start count and runtime follow its first component (MaiBot core);
+        // crashes of any component count.
+        let primary = components
+            .first()
+            .map(|(k, _)| k.clone())
+            .unwrap_or_default();
+        let inst = Arc::new(Instance { components });
+        tokio::spawn(record(
+            self.db.clone(),
+            self.tenant.clone(),
+            id.to_owned(),
+            primary,
+            inst.components.len(),
+            events_rx,
+        ));
+        map.insert(id.to_owned(), inst.clone());
+        Ok(inst)
+    }
+
+    async fn set_desired(&self, id: &str, desired: &str) -> Result<(), CoreError> {
+        let am = insts::ActiveModel {
+            desired_state: Set(desired.to_owned()),
+            ..Default::default()
+        };
+        self.db
+            .table::<insts::Entity>()
+            .update(&self.tenant, id.to_owned(), am)
+            .await?;
+        Ok(())
+    }
+
+    /// Starts every component in order and records the desired state `running`.
+    pub async fn start(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
+        let inst = self.instance(id).await?;
+        self.set_desired(id, "running").await?;
+        for (_, c) in &inst.components {
+            c.start().await?;
+        }
+        Ok(())
+    }
+
+    /// Stops every component in reverse order (each confirmed reaped) and records the
+    /// desired state `stopped`.
+    pub async fn stop(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
+        let inst = self.instance(id).await?;
+        self.set_desired(id, "stopped").await?;
+        for (_, c) in inst.components.iter().rev() {
+            c.stop().await?;
+        }
+        Ok(())
+    }
+
+    /// A confirmed stop of every component, then a start in order.
+    pub async fn restart(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
+        let inst = self.instance(id).await?;
+        self.set_desired(id, "running").await?;
+        for (_, c) in inst.components.iter().rev() {
+            c.stop().await?;
+        }
+        for (_, c) in &inst.components {
+            c.start().await?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILL to every component's process group.
+    pub async fn kill(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
+        let inst = self.instance(id).await?;
+        self.set_desired(id, "stopped").await?;
+        for (_, c) in &inst.components {
+            c.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// One component's handle (for terminals and logs).
+    pub async fn component(self: &Arc<Self>, id: &str, kind: &str) -> Result<Component, CoreError> {
+        let inst = self.instance(id).await?;
+        inst.components
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, c)| c.clone())
+            .ok_or_else(|| CoreError::NotFound(format!("component {kind} of instance {id}")))
+    }
+
+    /// Live status of each component of an instance, in start order.
+    pub async fn statuses(self: &Arc<Self>, id: &str) -> Result<Vec<(String, Status)>, CoreError> {
+        let inst = self.instance(id).await?;
+        Ok(inst
+            .components
+            .iter()
+            .map(|(k, c)| (k.clone(), c.status()))
+            .collect())
+    }
+
+    /// Stops every running instance (daemon shutdown), leaving desired states as they are
+    /// so the next boot starts again what was running.
+    pub async fn shutdown(&self) {
+        let all: Vec<Arc<Instance>> = self.instances.lock().await.values().cloned().collect();
+        for inst in all {
+            for (_, c) in inst.components.iter().rev() {
+                let _ = c.stop().await;
+            }
+        }
+    }
+
+    /// Boot reconciliation: no record is left claiming a live process that is not ours.
+    /// Processes recorded by a previous daemon that are still alive (same pid *and* start
+    /// time) are terminated gracefully; dead or reused pids are only cleared; instances
+    /// whose desired state is `running` are started again in the background.
+    pub async fn reconcile(self: &Arc<Self>) -> Result<ReconcileReport, CoreError> {
+        let mut report = ReconcileReport::default();
+        let comps_table = self.db.table::<comps::Entity>();
+        for c in comps_table
+            .find(
+                &self.tenant,
+                Query::new().filter(Filter::is_not_null(comps::Column::Pid)),
+            )
+            .await?
+        {
+            let pid = u32::try_from(c.pid.unwrap_or_default()).unwrap_or_default();
+            let ours = pid > 0
+                && procfs::start_time(pid).is_some()
+                && procfs::start_time(pid) == c.pid_start_time;
+            if ours {
+                terminate_orphan(pid, self.cfg.stop).await;
+                report.orphans_terminated.push(pid);
+            } else if pid > 0 {
+                report.stale_pids.push(pid);
+            }
+            let am = comps::ActiveModel {
+                pid: Set(None),
+                pid_start_time: Set(None),
+                observed_state: Set("stopped".into()),
+                ..Default::default()
+            };
+            comps_table.update(&self.tenant, c.id, am).await?;
+        }
+        let now = chrono::Utc::now();
+        let open = runs::ActiveModel {
+            stopped_at: Set(Some(now)),
+            reason: Set(Some("daemon restarted".into())),
+            ..Default::default()
+        };
+        self.db
+            .table::<runs::Entity>()
+            .update_where(&self.tenant, Filter::is_null(runs::Column::StoppedAt), open)
+            .await?;
+        let table = self.db.table::<insts::Entity>();
+        for inst in table.find(&self.tenant, Query::new()).await? {
+            if inst.observed_state != "stopped" {
+                let am = insts::ActiveModel {
+                    observed_state: Set("stopped".into()),
+                    ..Default::default()
+                };
+                table.update(&self.tenant, inst.id.clone(), am).await?;
+                report.states_corrected.push(inst.id.clone());
+            }
+            if inst.desired_state == "running" {
+                report.autostarted.push(inst.id.clone());
+                let me = self.clone();
+                let id = inst.id.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = me.start(&id).await {
+                        tracing::error!(instance = %id, error = %e, "autostart failed");
+                    }
+                });
+            }
+        }
+        Ok(report)
+    }
+}
+
+async fn terminate_orphan(pid: u32, stop: StopPolicy) {
+    let group = Pid::from_raw(pid as i32);
+    let _ = killpg(group, stop.signal);
+    let deadline = tokio::time::Instant::now() + stop.grace;
+    while procfs::alive(pid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if procfs::alive(pid) {
+        let _ = killpg(group, Signal::SIGKILL);
+    }
+}
+
+fn forward_status(
+    kind: String,
+    mut rx: tokio::sync::watch::Receiver<Status>,
+    tx: mpsc::UnboundedSender<(String, Status)>,
+) {
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let s = rx.borrow_and_update().clone();
+            if tx.send((kind.clone(), s)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// One writer per instance: runs, statistics and observed state, in event order.
+async fn record(
+    db: Db,
+    tenant: TenantScope,
+    id: String,
+    primary: String,
+    n: usize,
+    mut rx: mpsc::UnboundedReceiver<(String, Status)>,
+) {
+    let mut last: HashMap<String, Status> = HashMap::new();
+    while let Some((kind, s)) = rx.recv().await {
+        let prev = last.insert(kind.clone(), s.clone()).unwrap_or_default();
+        let ev = Change {
+            id: &id,
+            kind: &kind,
+            primary: kind == primary,
+            prev: &prev,
+            now: &s,
+        };
+        if let Err(e) = persist(&db, &tenant, ev, &last, n).await {
+            tracing::error!(instance = %id, component = %kind, error = %e, "could not record component state");
+        }
+    }
+}
+
+struct Change<'a> {
+    id: &'a str,
+    kind: &'a str,
+    primary: bool,
+    prev: &'a Status,
+    now: &'a Status,
+}
+
+async fn persist(
+    db: &Db,
+    tenant: &TenantScope,
+    ch: Change<'_>,
+    all: &HashMap<String, Status>,
+    n: usize,
+) -> Result<(), maim_db::DbError> {
+    let (id, kind, prev, s) = (ch.id, ch.kind, ch.prev, ch.now);
+    let insts_t = db.table::<insts::Entity>();
+    let runs_t = db.table::<runs::Entity>();
+    let comps_t = db.table::<comps::Entity>();
+    let inst = insts_t.get(tenant, id.to_owned()).await?;
+    let mut am = <insts::ActiveModel as Default>::default();
+    let started = s.start_count > prev.start_count;
+    let exited = s.last_exit.is_some() && s.last_exit != prev.last_exit;
+    if exited {
+        let exit = s
+            .last_exit
+            .clone()
+            .unwrap_or_else(|| unreachable!("checked above"));
+        if ch.primary {
+            let ran = s.total_runtime.saturating_sub(prev.total_runtime);
+            am.total_runtime_ms = Set(inst.total_runtime_ms + ran.as_millis() as i64);
+        }
+        am.last_exit_code = Set(exit.code);
+        am.last_exit_signal = Set(exit.signal);
+        am.last_exit_at = Set(Some(exit.at));
+        am.last_exit_reason = Set(Some(if exit.requested {
+            "stopped".into()
+        } else {
+            exit.describe()
+        }));
+        if !exit.requested {
+            am.crash_count = Set(inst.crash_count + 1);
+        }
+        let close = runs::ActiveModel {
+            stopped_at: Set(Some(exit.at)),
+            exit_code: Set(exit.code),
+            exit_signal: Set(exit.signal),
+            reason: Set(Some(if exit.requested {
+                "stopped".into()
+            } else {
+                exit.describe()
+            })),
+            ..Default::default()
+        };
+        let open = Filter::eq(runs::Column::InstanceId, id.to_owned())
+            .and(Filter::eq(runs::Column::Component, kind.to_owned()))
+            .and(Filter::is_null(runs::Column::StoppedAt));
+        runs_t.update_where(tenant, open, close).await?;
+    }
+    if started && ch.primary {
+        am.start_count = Set(inst.start_count + 1);
+        am.last_start_at = Set(s.started_at);
+    }
+    if started {
+        let run = runs::ActiveModel {
+            instance_id: Set(id.to_owned()),
+            component: Set(kind.to_owned()),
+            pid: Set(s.pid.map(i64::from)),
+            started_at: Set(s.started_at.unwrap_or_else(chrono::Utc::now)),
+            ..Default::default()
+        };
+        runs_t.insert(tenant, run).await?;
+    }
+    let mut states: Vec<State> = all.values().map(|st| st.state).collect();
+    states.resize(n.max(states.len()), State::Stopped);
+    am.observed_state = Set(summary(&states).as_str().to_owned());
+    insts_t.update(tenant, id.to_owned(), am).await?;
+    let comp = comps::ActiveModel {
+        observed_state: Set(s.state.as_str().to_owned()),
+        pid: Set(s.pid.map(i64::from)),
+        pid_start_time: Set(s.pid.and_then(procfs::start_time)),
+        ..Default::default()
+    };
+    let this = Filter::eq(comps::Column::InstanceId, id.to_owned())
+        .and(Filter::eq(comps::Column::Kind, kind.to_owned()));
+    comps_t.update_where(tenant, this, comp).await?;
+    Ok(())
+}
