@@ -59,7 +59,6 @@ impl std::fmt::Debug for Spawned {
 
 /// Starts `spec` in a fresh PTY.
 pub fn spawn(spec: &ProcessSpec) -> std::io::Result<Spawned> {
-    let err = |e: anyhow_like::Error| std::io::Error::other(e.0);
     let Some(program) = spec.argv.first() else {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -80,7 +79,7 @@ pub fn spawn(spec: &ProcessSpec) -> std::io::Result<Spawned> {
             pixel_width: 0,
             pixel_height: 0,
         })
-        .map_err(|e| err(e.into()))?;
+        .map_err(pty_err)?;
     let mut cmd = CommandBuilder::new(program);
     cmd.args(&spec.argv[1..]);
     cmd.cwd(&spec.cwd);
@@ -101,14 +100,14 @@ pub fn spawn(spec: &ProcessSpec) -> std::io::Result<Spawned> {
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
-    let child = pair.slave.spawn_command(cmd).map_err(|e| err(e.into()))?;
+    let child = pair.slave.spawn_command(cmd).map_err(pty_err)?;
     // Our copy of the child's side must close, or the master never sees end of file.
     drop(pair.slave);
     let pid = child
         .process_id()
         .ok_or_else(|| std::io::Error::other("spawned child has no pid"))?;
-    let reader = pair.master.try_clone_reader().map_err(|e| err(e.into()))?;
-    let writer = pair.master.take_writer().map_err(|e| err(e.into()))?;
+    let reader = pair.master.try_clone_reader().map_err(pty_err)?;
+    let writer = pair.master.take_writer().map_err(pty_err)?;
     Ok(Spawned {
         pid,
         child,
@@ -120,11 +119,6 @@ pub fn spawn(spec: &ProcessSpec) -> std::io::Result<Spawned> {
 
 /// portable-pty reports errors as `anyhow::Error`; keep only their text so this crate does
 /// not depend on anyhow.
-mod anyhow_like {
-    pub struct Error(pub String);
-    impl<E: std::fmt::Display> From<E> for Error {
-        fn from(e: E) -> Self {
-            Error(e.to_string())
-        }
-    }
+fn pty_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
 }
