@@ -1,11 +1,18 @@
 //! `mailauncher`: the MaiLauncher daemon.
 
+mod doctor;
 mod settings;
 mod telemetry;
+mod token;
 
 use clap::{Parser, Subcommand};
+use launcher_api::security::Security;
+use launcher_core::catalog::Catalog;
+use launcher_core::metrics::{Metrics, MetricsConfig, Sampler};
+use launcher_core::supervisor::{Supervisor, SupervisorConfig};
 use settings::{LoggingOverrides, Overrides, ServerOverrides, Settings, StorageOverrides};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,6 +55,14 @@ enum Cmd {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Show the access token (required when the server is bound beyond loopback).
+    Token {
+        /// Replace it with a new one (takes effect at the next server start).
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Check git, Python, uv, disk space, the port and the database; say how to fix gaps.
+    Doctor,
 }
 
 fn overrides(common: &Common) -> Overrides {
@@ -69,8 +84,29 @@ fn overrides(common: &Common) -> Overrides {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let migrate_only = matches!(cli.cmd, Some(Cmd::Migrate));
     let settings = Settings::load(cli.common.config.as_deref(), &overrides(&cli.common))?;
+    match cli.cmd {
+        Some(Cmd::Token { rotate }) => {
+            let dir = settings.data_dir();
+            let t = if rotate {
+                token::rotate(&dir)?
+            } else {
+                token::load_or_create(&dir)?
+            };
+            println!("{t}");
+            eprintln!("(stored in {})", token::path(&dir).display());
+            return Ok(());
+        }
+        Some(Cmd::Doctor) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let ok = rt.block_on(doctor::run(&settings))?;
+            std::process::exit(if ok { 0 } else { 1 });
+        }
+        _ => {}
+    }
+    let migrate_only = matches!(cli.cmd, Some(Cmd::Migrate));
     let _guard = telemetry::init(
         &settings.logging.level,
         &settings.logs_dir(),
@@ -103,18 +139,98 @@ async fn open_database(settings: &Settings) -> anyhow::Result<maim_db::Db> {
     Ok(db)
 }
 
+/// The tenant the launcher's own instances belong to.
+const LOCAL_TENANT: &str = "local";
+
+fn supervisor_config(settings: &Settings) -> anyhow::Result<SupervisorConfig> {
+    let s = &settings.supervisor;
+    let mut cfg = SupervisorConfig::new(settings.logs_dir().join("instances"));
+    cfg.stop.signal = settings.stop_signal()?;
+    cfg.stop.grace = Duration::from_secs(s.stop_grace_secs);
+    cfg.restart.backoff_initial = Duration::from_secs(s.backoff_initial_secs);
+    cfg.restart.backoff_max = Duration::from_secs(s.backoff_max_secs);
+    cfg.restart.give_up = (s.give_up_crashes > 0).then(|| {
+        (
+            s.give_up_crashes,
+            Duration::from_secs(s.give_up_window_secs),
+        )
+    });
+    Ok(cfg)
+}
+
+fn security(settings: &Settings) -> anyhow::Result<Security> {
+    let token = if settings.token_required() {
+        Some(token::load_or_create(&settings.data_dir())?.into())
+    } else {
+        None
+    };
+    Ok(Security {
+        allowed_origins: settings.security.allowed_origins.clone(),
+        allow_loopback_origins: settings.security.allow_loopback_origins,
+        loopback_only_hosts: settings.loopback_bind(),
+        token,
+    })
+}
+
 async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
+    let data_dir = settings.data_dir();
+    std::fs::create_dir_all(&data_dir)?;
+    let security = security(&settings)?;
+    if security.token.is_some() {
+        tracing::warn!(
+            host = %settings.server.host,
+            "bound beyond loopback: every request needs the access token (`mailauncher token`)"
+        );
+    }
+    db.tenants()
+        .ensure(
+            &maim_db::SystemScope::new("launcher tenant"),
+            LOCAL_TENANT,
+            "MaiLauncher",
+        )
+        .await?;
+    let tenant = maim_db::TenantScope::new(LOCAL_TENANT)?;
+    let supervisor = Supervisor::new(db.clone(), tenant.clone(), supervisor_config(&settings)?);
+    let report = supervisor.reconcile().await?;
+    tracing::info!(?report, "boot reconciliation done");
+    let catalog = Catalog::new(db.clone(), tenant, supervisor.clone());
+
+    let metrics = Metrics::new(MetricsConfig {
+        interval: Duration::from_millis(settings.metrics.interval_ms),
+        history: Duration::from_secs(settings.metrics.history_secs),
+    });
+    let sampler = Sampler::new()?;
+    let sup = supervisor.clone();
+    let sampler_task = tokio::spawn(metrics.clone().run(sampler, move || {
+        let sup = sup.clone();
+        async move { Some(sup.tracked().await) }
+    }));
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let state = launcher_api::AppState {
         version: env!("CARGO_PKG_VERSION"),
         started_at: std::time::Instant::now(),
+        catalog,
+        metrics,
+        data_dir,
+        shutdown: shutdown_rx,
     };
     let prefix = settings.server.api_prefix.clone();
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
-            .configure(launcher_api::configure(&prefix, state.clone()))
+            .wrap(launcher_api::security::cors(&security))
+            .wrap(actix_web::middleware::from_fn(
+                launcher_api::security::guard,
+            ))
+            .configure(launcher_api::configure(
+                &prefix,
+                state.clone(),
+                security.clone(),
+            ))
             .default_service(actix_web::web::to(launcher_api::not_found))
     })
     .workers(2)
+    .disable_signals()
     .shutdown_timeout(10)
     .bind((settings.server.host.as_str(), settings.server.port))?;
     for addr in server.addrs() {
@@ -122,8 +238,34 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
         println!("listening on http://{addr}");
         tracing::info!(%addr, database = %db.url(), "MaiLauncher listening");
     }
-    server.run().await?;
-    tracing::info!("server stopped; closing the database");
+    let server = server.run();
+    let handle = server.handle();
+    let server_task = tokio::spawn(server);
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down: closing WebSockets, stopping instances");
+    // WebSocket viewers get a close frame with 1001 before the server stops accepting.
+    let _ = shutdown_tx.send(true);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    handle.stop(true).await;
+    let _ = server_task.await;
+    sampler_task.abort();
+    // Instances are stopped gracefully (their desired state is kept, so the next start
+    // brings back what was running). Leaving them running is not offered: their terminals
+    // are PTYs owned by this process, and they would receive SIGHUP when it exits.
+    supervisor.shutdown().await;
+    tracing::info!("instances stopped; closing the database");
     db.close().await?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
     Ok(())
 }

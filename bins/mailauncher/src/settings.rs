@@ -14,6 +14,43 @@ pub struct Settings {
     pub server: Server,
     pub storage: Storage,
     pub logging: Logging,
+    pub security: SecuritySettings,
+    pub supervisor: SupervisorSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    pub allowed_origins: Vec<String>,
+    pub allow_loopback_origins: bool,
+    pub require_token: TokenPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenPolicy {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorSettings {
+    pub stop_signal: String,
+    pub stop_grace_secs: u64,
+    pub backoff_initial_secs: u64,
+    pub backoff_max_secs: u64,
+    pub give_up_crashes: u32,
+    pub give_up_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub interval_ms: u64,
+    pub history_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -83,9 +120,17 @@ impl Settings {
             Env::prefixed("MAILAUNCHER_")
                 .filter(|k| {
                     let k = k.as_str().to_ascii_lowercase();
-                    ["server__", "storage__", "logging__"]
-                        .iter()
-                        .any(|p| k.starts_with(p))
+                    [
+                        "server__",
+                        "storage__",
+                        "logging__",
+                        "security__",
+                        "supervisor__",
+                        "metrics__",
+                        "deploy__",
+                    ]
+                    .iter()
+                    .any(|p| k.starts_with(p))
                 })
                 .split("__")
         };
@@ -130,11 +175,61 @@ impl Settings {
             self.storage.max_connections >= 1,
             "storage.max_connections must be at least 1"
         );
+        anyhow::ensure!(
+            self.metrics.interval_ms >= 100,
+            "metrics.interval_ms must be at least 100"
+        );
+        anyhow::ensure!(
+            self.supervisor.backoff_initial_secs >= 1
+                && self.supervisor.backoff_max_secs >= self.supervisor.backoff_initial_secs,
+            "supervisor.backoff_initial_secs must be >= 1 and <= supervisor.backoff_max_secs"
+        );
+        self.stop_signal()?;
+        if self.security.require_token == TokenPolicy::Never && !self.loopback_bind() {
+            anyhow::bail!(
+                "security.require_token = \"never\" is refused for the non-loopback bind \
+                 address server.host = {:?}",
+                self.server.host
+            );
+        }
         if !self.storage.database_url.is_empty() {
             maim_db::backend_of(&self.storage.database_url)
                 .map_err(|e| anyhow::anyhow!("storage.database_url: {e}"))?;
         }
         Ok(())
+    }
+
+    pub fn stop_signal(&self) -> anyhow::Result<launcher_core::supervisor::Signal> {
+        use launcher_core::supervisor::Signal;
+        Ok(
+            match self.supervisor.stop_signal.to_ascii_uppercase().as_str() {
+                "SIGINT" | "INT" => Signal::SIGINT,
+                "SIGTERM" | "TERM" => Signal::SIGTERM,
+                "SIGHUP" | "HUP" => Signal::SIGHUP,
+                "SIGQUIT" | "QUIT" => Signal::SIGQUIT,
+                other => anyhow::bail!(
+                    "supervisor.stop_signal: {other:?} is not one of SIGINT, SIGTERM, SIGHUP, SIGQUIT"
+                ),
+            },
+        )
+    }
+
+    /// Whether `server.host` is a loopback address (or `localhost`).
+    pub fn loopback_bind(&self) -> bool {
+        let h = self.server.host.trim_matches(|c| c == '[' || c == ']');
+        h.eq_ignore_ascii_case("localhost")
+            || h.parse::<std::net::IpAddr>()
+                .map(|ip| ip.is_loopback())
+                .unwrap_or(false)
+    }
+
+    /// Whether requests must carry the access token.
+    pub fn token_required(&self) -> bool {
+        match self.security.require_token {
+            TokenPolicy::Always => true,
+            TokenPolicy::Never => false,
+            TokenPolicy::Auto => !self.loopback_bind(),
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -32,6 +32,16 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, format!("{what}_not_found"), detail)
     }
 
+    /// 400 with a specific code.
+    pub fn bad_request_code(code: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// 501 for a route that exists in the contract but is not served by this build.
+    pub fn not_implemented(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", detail)
+    }
+
     /// 400 `invalid_request`.
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
@@ -115,4 +125,43 @@ pub(crate) fn path_error(err: error::PathError, _req: &HttpRequest) -> error::Er
 
 pub(crate) fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> error::Error {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", err.to_string()).into()
+}
+
+impl From<launcher_core::CoreError> for ApiError {
+    fn from(e: launcher_core::CoreError) -> Self {
+        use launcher_core::CoreError::*;
+        use launcher_core::supervisor::SupervisorError as S;
+        match e {
+            NotFound(what) => Self::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "{}_not_found",
+                    what.split_whitespace().next().unwrap_or("resource")
+                ),
+                format!("{what} not found"),
+            ),
+            Invalid(d) => Self::new(StatusCode::BAD_REQUEST, "invalid_request", d),
+            Conflict(d) => Self::new(StatusCode::CONFLICT, "conflict", d),
+            Db(e) => e.into(),
+            Supervisor(S::NotRunning) => Self::new(
+                StatusCode::CONFLICT,
+                "component_not_running",
+                "the component is not running",
+            ),
+            Supervisor(S::Spawn(d)) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "spawn_failed",
+                format!("could not start the process: {d}"),
+            ),
+            Supervisor(S::Gone) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the launcher is shutting down",
+            ),
+            Io(d) => {
+                tracing::error!(error = %d, "I/O failure");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "io_error", d)
+            }
+        }
+    }
 }

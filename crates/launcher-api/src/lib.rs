@@ -1,11 +1,17 @@
-//! MaiLauncher's HTTP surface. Handlers parse, call the core and map errors — nothing more.
+//! MaiLauncher's HTTP and WebSocket surface. Handlers parse, call the core and map errors —
+//! nothing more.
 
 mod error;
+mod ids;
 mod routes;
+pub mod security;
 
 pub use error::ApiError;
 
 use actix_web::web;
+use launcher_core::catalog::Catalog;
+use launcher_core::metrics::Metrics;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// What every handler can reach.
@@ -15,19 +21,36 @@ pub struct AppState {
     pub version: &'static str,
     /// When the server started.
     pub started_at: Instant,
+    /// Registered instances and the supervisor that runs them.
+    pub catalog: Catalog,
+    /// Background-sampled host and instance metrics.
+    pub metrics: Metrics,
+    /// The launcher's data directory (never a deploy target).
+    pub data_dir: PathBuf,
+    /// Flips to `true` when the server shuts down (WebSockets close with 1001).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Registers every route under `prefix` (normally `/api/v1`).
-pub fn configure(prefix: &str, state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
+/// Largest JSON body accepted (config documents included).
+pub const MAX_JSON_BODY: usize = 4 << 20;
+
+/// Registers every route under `prefix` (normally `/api/v1`), plus `/` at the root.
+pub fn configure(
+    prefix: &str,
+    state: AppState,
+    security: security::Security,
+) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
     move |cfg| {
         cfg.app_data(web::Data::new(state))
+            .app_data(web::Data::new(security))
             .app_data(
                 web::JsonConfig::default()
-                    .limit(1 << 20)
+                    .limit(MAX_JSON_BODY)
                     .error_handler(error::json_error),
             )
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .route("/", web::get().to(routes::index))
             .service(web::scope(prefix).configure(routes::configure));
     }
 }

@@ -8,6 +8,9 @@ pub enum CoreError {
     /// The named thing does not exist (in this tenant).
     #[error("{0} not found")]
     NotFound(String),
+    /// The request clashes with existing state (a taken name, a used port, a running job).
+    #[error("{0}")]
+    Conflict(String),
     /// The request is malformed or not allowed in the current state.
     #[error("{0}")]
     Invalid(String),

@@ -1,8 +1,11 @@
 //! MaiLauncher's domain logic. No HTTP types live here: `launcher-api` maps this crate's
 //! results and errors onto the wire.
 
+pub mod catalog;
 mod error;
 pub mod logs;
+pub mod metrics;
+pub mod ownership;
 pub mod paths;
 pub mod supervisor;
 

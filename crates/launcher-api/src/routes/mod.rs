@@ -1,10 +1,92 @@
-//! Route table.
+//! Route table: the legacy surface the frontend calls, and the modern one beside it.
 
+mod instances;
 mod system;
+mod terminal;
 
-use actix_web::web;
+use crate::ApiError;
+use actix_web::{HttpResponse, web};
+use instances::Power;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    // Legacy (frontend) surface.
     cfg.route("/system/health", web::get().to(system::health))
-        .route("/version/current", web::get().to(system::version_current));
+        .route("/system/metrics", web::get().to(system::metrics))
+        .route("/version/current", web::get().to(system::version_current))
+        .route("/version/check", web::get().to(system::version_check))
+        .route("/version/history", web::get().to(system::version_history))
+        .route("/instances", web::get().to(instances::list))
+        .route("/instances/stats", web::get().to(instances::stats))
+        .route("/instances/add", web::post().to(instances::add))
+        .route(
+            "/instance/{id}/start",
+            web::get().to(instances::legacy_power(Power::Start)),
+        )
+        .route(
+            "/instance/{id}/stop",
+            web::get().to(instances::legacy_power(Power::Stop)),
+        )
+        .route(
+            "/instance/{id}/restart",
+            web::get().to(instances::legacy_power(Power::Restart)),
+        )
+        .route(
+            "/instance/{id}/delete",
+            web::delete().to(instances::legacy_delete),
+        )
+        .route("/ws/{session}", web::get().to(terminal::terminal));
+    // Modern surface.
+    cfg.route("/instances/{id}", web::get().to(instances::detail))
+        .route(
+            "/instances/{id}",
+            web::delete().to(instances::modern_delete),
+        )
+        .route(
+            "/instances/{id}/start",
+            web::post().to(instances::modern_power(Power::Start)),
+        )
+        .route(
+            "/instances/{id}/stop",
+            web::post().to(instances::modern_power(Power::Stop)),
+        )
+        .route(
+            "/instances/{id}/restart",
+            web::post().to(instances::modern_power(Power::Restart)),
+        )
+        .route(
+            "/instances/{id}/kill",
+            web::post().to(instances::modern_power(Power::Kill)),
+        )
+        .route(
+            "/instances/{id}/metrics",
+            web::get().to(instances::instance_metrics),
+        )
+        .route(
+            "/instances/{id}/components/{component}/logs",
+            web::get().to(instances::component_logs),
+        );
+    // Not served yet by this build: a clear 501 instead of a 404 the UI cannot explain.
+    for p in [
+        "/resource/{tail:.*}",
+        "/resources/{tail:.*}",
+        "/deploy/{tail:.*}",
+    ] {
+        cfg.route(p, web::route().to(not_yet));
+    }
+}
+
+async fn not_yet() -> ApiError {
+    ApiError::not_implemented("this feature is not available in this build of the launcher yet")
+}
+
+/// `/`: a small page pointing at the API and its documentation.
+pub(crate) async fn index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(concat!(
+            "<!doctype html><meta charset=utf-8><title>MaiLauncher</title>",
+            "<h1>MaiLauncher backend</h1>",
+            "<p>This is the local MaiLauncher daemon. The API lives under <code>/api/v1</code>; ",
+            "health: <a href=\"/api/v1/system/health\">/api/v1/system/health</a>.</p>"
+        ))
 }

@@ -92,7 +92,8 @@ fn restart_mode(policy: &str) -> RestartMode {
     }
 }
 
-fn summary(states: &[State]) -> State {
+/// The instance-level state over its components' states.
+pub(crate) fn summary(states: &[State]) -> State {
     let any = |s: State| states.contains(&s);
     if states.is_empty() || states.iter().all(|s| *s == State::Stopped) {
         State::Stopped
@@ -120,7 +121,7 @@ impl Supervisor {
         })
     }
 
-    fn order_of(&self, kind: &str) -> usize {
+    pub(crate) fn order_of(&self, kind: &str) -> usize {
         self.cfg
             .start_order
             .iter()
@@ -272,6 +273,20 @@ impl Supervisor {
             .ok_or_else(|| CoreError::NotFound(format!("component {kind} of instance {id}")))
     }
 
+    /// Live statuses of an instance's components if it was loaded this run (without
+    /// loading it: listing must not create actors).
+    pub async fn loaded_statuses(&self, id: &str) -> Vec<(String, Status)> {
+        let map = self.instances.lock().await;
+        map.get(id)
+            .map(|i| {
+                i.components
+                    .iter()
+                    .map(|(k, c)| (k.clone(), c.status()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Live status of each component of an instance, in start order.
     pub async fn statuses(self: &Arc<Self>, id: &str) -> Result<Vec<(String, Status)>, CoreError> {
         let inst = self.instance(id).await?;
@@ -280,6 +295,31 @@ impl Supervisor {
             .iter()
             .map(|(k, c)| (k.clone(), c.status()))
             .collect())
+    }
+
+    /// Every component with a live process: `(instance id, kind, pid)`, for the metrics
+    /// sampler.
+    pub async fn tracked(&self) -> Vec<crate::metrics::Tracked> {
+        let map = self.instances.lock().await;
+        map.iter()
+            .flat_map(|(id, inst)| {
+                inst.components
+                    .iter()
+                    .filter_map(|(k, c)| c.status().pid.map(|p| (id.clone(), k.clone(), p)))
+            })
+            .collect()
+    }
+
+    /// Stops an instance (confirmed) and drops its actors, so a deleted or re-registered
+    /// instance is loaded afresh.
+    pub async fn forget(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
+        let inst = self.instances.lock().await.remove(id);
+        if let Some(inst) = inst {
+            for (_, c) in inst.components.iter().rev() {
+                c.stop().await?;
+            }
+        }
+        Ok(())
     }
 
     /// Stops every running instance (daemon shutdown), leaving desired states as they are

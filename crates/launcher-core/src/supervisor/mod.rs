@@ -7,7 +7,10 @@ pub mod procfs;
 pub mod spawn;
 
 pub use component::{Component, ComponentConfig};
+pub(crate) use instances::summary;
 pub use instances::{ReconcileReport, Supervisor, SupervisorConfig};
+/// Re-exported so configuration can name stop signals.
+pub use nix::sys::signal::Signal;
 pub use spawn::{ProcessSpec, spawn};
 
 use chrono::{DateTime, Utc};

@@ -1,0 +1,412 @@
+//! Instances: the legacy routes the frontend calls and their modern counterparts.
+
+use crate::{ApiError, AppState, ids};
+use actix_web::{HttpResponse, web};
+use launcher_core::catalog::{self, InstanceInfo, NewComponent, NewInstance};
+use launcher_core::logs::Replay;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+fn exit_json(info: &InstanceInfo) -> Value {
+    let r = &info.row;
+    if r.last_exit_at.is_none() {
+        return Value::Null;
+    }
+    json!({
+        "code": r.last_exit_code,
+        "signal": r.last_exit_signal,
+        "at": r.last_exit_at,
+        "reason": r.last_exit_reason,
+    })
+}
+
+fn component_json(c: &catalog::ComponentInfo, state: &AppState, id: &str) -> Value {
+    let usage = state
+        .metrics
+        .instance(id)
+        .and_then(|s| s.components.get(&c.kind).copied());
+    json!({
+        "name": c.kind,
+        "path": c.path,
+        "port": c.port,
+        "status": c.status.state.as_str(),
+        "pid": c.status.pid,
+        "uptime": c.status.uptime().map(|d| d.as_secs()),
+        "restart_count": c.status.restart_count,
+        "failure": c.status.failure.as_ref().map(|f| json!({
+            "reason": f.reason,
+            "last_lines": f.last_lines,
+        })),
+        "cpu_percent": usage.map(|u| u.cpu_percent),
+        "memory_mb": usage.map(|u| u.rss_bytes as f64 / (1024.0 * 1024.0)),
+        "threads": usage.map(|u| u.threads),
+    })
+}
+
+/// The instance as the legacy list shows it, plus the new statistics.
+pub(crate) fn instance_json(info: &InstanceInfo, state: &AppState) -> Value {
+    let r = &info.row;
+    let usage = state.metrics.instance(&r.id).map(|s| s.total);
+    let running = info.uptime_secs().is_some();
+    json!({
+        "id": r.id,
+        "instance_id": r.id,
+        "name": r.name,
+        "status": info.state.as_str(),
+        "desired_state": r.desired_state,
+        "installedAt": r.created_at.to_rfc3339(),
+        "created_at": r.created_at.to_rfc3339(),
+        "path": r.install_path,
+        "port": r.maibot_port,
+        "version": r.version,
+        "owned": r.owned,
+        "services": info
+            .components
+            .iter()
+            .filter(|c| c.kind != "main")
+            .map(|c| component_json(c, state, &r.id))
+            .collect::<Vec<_>>(),
+        "components": info
+            .components
+            .iter()
+            .map(|c| component_json(c, state, &r.id))
+            .collect::<Vec<_>>(),
+        "total_runtime": info.total_runtime_secs(),
+        "start_count": r.start_count,
+        "crash_count": r.crash_count,
+        "restart_count": info.restart_count(),
+        "last_start_time": r.last_start_at.map(|t| t.to_rfc3339()),
+        "uptime": info.uptime_secs(),
+        "cpu_percent": if running { usage.map(|u| u.cpu_percent) } else { None },
+        "memory_mb": if running { usage.map(|u| (u.rss_bytes as f64 / (1024.0 * 1024.0) * 100.0).round() / 100.0) } else { None },
+        "threads": if running { usage.map(|u| u.threads) } else { None },
+        "last_exit": exit_json(info),
+    })
+}
+
+/// `GET /instances`.
+pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let all = state.catalog.list().await?;
+    let items: Vec<Value> = all.iter().map(|i| instance_json(i, &state)).collect();
+    Ok(HttpResponse::Ok().json(json!({"success": true, "instances": items})))
+}
+
+/// `GET /instances/stats`.
+pub(crate) async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let all = state.catalog.list().await?;
+    let count = |s: &str| all.iter().filter(|i| i.state.as_str() == s).count();
+    Ok(HttpResponse::Ok().json(json!({
+        "total": all.len(),
+        "running": count("running"),
+        "stopped": count("stopped"),
+        "starting": count("starting"),
+        "stopping": count("stopping"),
+        "backoff": count("backoff"),
+        "failed": count("failed"),
+    })))
+}
+
+/// `GET /instances/{id}` (modern detail).
+pub(crate) async fn detail(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ids::instance_id(&path)?;
+    let info = state.catalog.get(id).await?;
+    Ok(HttpResponse::Ok().json(instance_json(&info, &state)))
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Power {
+    Start,
+    Stop,
+    Restart,
+    Kill,
+}
+
+async fn power(state: &AppState, id: &str, action: Power) -> Result<InstanceInfo, ApiError> {
+    let sup = state.catalog.supervisor();
+    match action {
+        Power::Start => sup.start(id).await?,
+        Power::Stop => sup.stop(id).await?,
+        Power::Restart => sup.restart(id).await?,
+        Power::Kill => sup.kill(id).await?,
+    }
+    Ok(state.catalog.get(id).await?)
+}
+
+fn verb(action: Power) -> &'static str {
+    match action {
+        Power::Start => "started",
+        Power::Stop => "stopped",
+        Power::Restart => "restarted",
+        Power::Kill => "killed",
+    }
+}
+
+/// Legacy `GET /instance/{id}/start|stop|restart`: `{success, message}`. An unknown id is a
+/// 404; a failure to start is an HTTP error with a `detail` the UI can show.
+pub(crate) fn legacy_power(
+    action: Power,
+) -> impl Fn(
+    web::Data<AppState>,
+    web::Path<String>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpResponse, ApiError>>>>
++ Clone {
+    move |state, path| {
+        Box::pin(async move {
+            let id = ids::instance_id(&path)?.to_owned();
+            let info = power(&state, &id, action).await?;
+            Ok(HttpResponse::Ok().json(json!({
+                "success": true,
+                "message": format!("instance {} {}", info.row.name, verb(action)),
+                "status": info.state.as_str(),
+                "instance": instance_json(&info, &state),
+            })))
+        })
+    }
+}
+
+/// Modern `POST /instances/{id}/start|stop|restart|kill`: the instance after the action.
+pub(crate) fn modern_power(
+    action: Power,
+) -> impl Fn(
+    web::Data<AppState>,
+    web::Path<String>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpResponse, ApiError>>>>
++ Clone {
+    move |state, path| {
+        Box::pin(async move {
+            let id = ids::instance_id(&path)?.to_owned();
+            let info = power(&state, &id, action).await?;
+            Ok(HttpResponse::Ok().json(instance_json(&info, &state)))
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeleteQuery {
+    /// Remove the directories the launcher created (default: legacy route yes, modern no).
+    remove_files: Option<bool>,
+}
+
+async fn delete_impl(
+    state: &AppState,
+    id: &str,
+    remove_files: bool,
+) -> Result<(String, catalog::DeleteReport), ApiError> {
+    let info = state.catalog.get(id).await?;
+    let report = state.catalog.delete(id, remove_files).await?;
+    state.metrics.forget(id);
+    Ok((info.row.name, report))
+}
+
+fn report_json(r: &catalog::DeleteReport) -> Value {
+    json!({
+        "removed": r.removed,
+        "kept": r.kept.iter().map(|(p, why)| json!({"path": p, "reason": why})).collect::<Vec<_>>(),
+    })
+}
+
+/// Legacy `DELETE /instance/{id}/delete`: stops the instance, removes its records and the
+/// folders the launcher created for it (never an added instance's files).
+pub(crate) async fn legacy_delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<DeleteQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ids::instance_id(&path)?;
+    let (name, report) = delete_impl(&state, id, q.remove_files.unwrap_or(true)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "message": format!(
+            "instance {name} deleted; {} folder(s) removed, {} kept",
+            report.removed.len(),
+            report.kept.len()
+        ),
+        "files": report_json(&report),
+    })))
+}
+
+/// Modern `DELETE /instances/{id}?remove_files=`.
+pub(crate) async fn modern_delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<DeleteQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ids::instance_id(&path)?;
+    let (_, report) = delete_impl(&state, id, q.remove_files.unwrap_or(false)).await?;
+    Ok(HttpResponse::Ok().json(json!({"deleted": id, "files": report_json(&report)})))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ServiceReq {
+    name: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    port: Option<i64>,
+    /// Sent by the frontend; never executed (commands are derived by the server).
+    #[serde(default, rename = "run_cmd")]
+    _run_cmd: Option<String>,
+}
+
+/// The frontend's "add existing instance" body.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AddReq {
+    instance_name: String,
+    #[serde(default)]
+    install_path: Option<String>,
+    #[serde(default)]
+    maibot_path: Option<String>,
+    #[serde(default)]
+    adapter_path: Option<String>,
+    #[serde(default)]
+    port: Option<i64>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    install_services: Vec<ServiceReq>,
+    // Accepted for compatibility, not used: the launcher derives everything else.
+    #[serde(default, rename = "host")]
+    _host: Option<String>,
+    #[serde(default, rename = "token")]
+    _token: Option<String>,
+    #[serde(default, rename = "qq_number")]
+    _qq: Option<Value>,
+}
+
+fn nonempty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The version the user typed, or what the directory says when that is a placeholder.
+fn version_of(given: Option<&str>, dir: &std::path::Path) -> String {
+    match given {
+        Some(v) if v.is_ascii() && !v.eq_ignore_ascii_case("unknown") => v.to_owned(),
+        _ => launcher_core::catalog::detect_version(dir).unwrap_or_else(|| "unknown".into()),
+    }
+}
+
+/// `POST /instances/add`.
+pub(crate) async fn add(
+    state: web::Data<AppState>,
+    body: web::Json<AddReq>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let main_raw = nonempty(&b.maibot_path)
+        .or(nonempty(&b.install_path))
+        .ok_or_else(|| ApiError::bad_request("maibot_path (or install_path) is required"))?;
+    let main_path = catalog::expand_path(main_raw)?;
+    let main_port = b
+        .port
+        .map(|p| catalog::validate_port("MaiBot", p))
+        .transpose()?;
+    let mut components = vec![NewComponent {
+        kind: "main".into(),
+        path: main_path.clone(),
+        port: main_port,
+        argv: Vec::new(),
+    }];
+    for s in &b.install_services {
+        let kind = s.name.trim();
+        if kind == "main" {
+            continue;
+        }
+        let raw = nonempty(&s.path)
+            .or(if kind == "napcat-ada" {
+                nonempty(&b.adapter_path)
+            } else {
+                None
+            })
+            .ok_or_else(|| ApiError::bad_request(format!("service {kind} needs a path")))?;
+        components.push(NewComponent {
+            kind: kind.to_owned(),
+            path: catalog::expand_path(raw)?,
+            port: s
+                .port
+                .map(|p| catalog::validate_port(kind, p))
+                .transpose()?,
+            argv: Vec::new(),
+        });
+    }
+    if let Some(adapter) = nonempty(&b.adapter_path)
+        && !components.iter().any(|c| c.kind == "napcat-ada")
+    {
+        components.push(NewComponent {
+            kind: "napcat-ada".into(),
+            path: catalog::expand_path(adapter)?,
+            port: None,
+            argv: Vec::new(),
+        });
+    }
+    let new = NewInstance {
+        name: b.instance_name.trim().to_owned(),
+        version: version_of(b.version.as_deref(), &main_path),
+        install_path: main_path,
+        components,
+        owned: false,
+    };
+    let name = new.name.clone();
+    let id = state.catalog.add_existing(new).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "message": format!("existing instance {name} added"),
+        "instance_id": id,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LogsQuery {
+    since: Option<u64>,
+    tail: Option<usize>,
+}
+
+/// `GET /instances/{id}/components/{c}/logs?since=&tail=`: buffered output records.
+pub(crate) async fn component_logs(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: web::Query<LogsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, comp) = path.into_inner();
+    let id = ids::instance_id(&id)?;
+    let comp = ids::component(&comp)?;
+    let c = state.catalog.supervisor().component(id, comp).await?;
+    let replay = match (q.since, q.tail) {
+        (Some(s), _) => Replay::FromSeq(s),
+        (None, Some(t)) => Replay::Tail(t.min(10_000)),
+        (None, None) => Replay::Tail(1000),
+    };
+    let sub = c.logs().subscribe(replay);
+    let records: Vec<Value> = sub
+        .replay
+        .iter()
+        .map(|r| {
+            json!({
+                "seq": r.seq,
+                "ts": r.ts,
+                "data": String::from_utf8_lossy(&r.data),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "records": records,
+        "evicted": sub.evicted,
+        "next_seq": c.logs().next_seq(),
+    })))
+}
+
+/// `GET /instances/{id}/metrics`: the latest sample and the kept history.
+pub(crate) async fn instance_metrics(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ids::instance_id(&path)?;
+    state.catalog.get(id).await?;
+    let history = state.metrics.history(id);
+    Ok(HttpResponse::Ok().json(json!({
+        "interval_ms": state.metrics.interval().as_millis() as u64,
+        "latest": history.last(),
+        "history": history,
+    })))
+}

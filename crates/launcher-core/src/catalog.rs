@@ -1,0 +1,504 @@
+//! The instance catalog: what is registered, with live state; registering existing
+//! installations; deleting instances without ever touching files the launcher did not create.
+
+use crate::error::CoreError;
+use crate::ownership;
+use crate::supervisor::{State, Status, Supervisor};
+use maim_db::entity::launcher::{instance_components as comps, instances as insts};
+use maim_db::prelude::*;
+use maim_db::{Db, Filter, Query, TenantScope};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Component kinds the launcher knows how to run.
+pub const KNOWN_KINDS: &[&str] = &["main", "napcat-ada"];
+
+/// One component as the API shows it.
+#[derive(Debug, Clone)]
+pub struct ComponentInfo {
+    /// `main`, `napcat-ada`, …
+    pub kind: String,
+    /// Its directory.
+    pub path: String,
+    /// The port it listens on, when known.
+    pub port: Option<u16>,
+    /// Live status (a stopped default when the instance was never loaded this run).
+    pub status: Status,
+}
+
+/// One instance with its components and live state.
+#[derive(Debug, Clone)]
+pub struct InstanceInfo {
+    /// The stored row (statistics included).
+    pub row: insts::Model,
+    /// Components in start order.
+    pub components: Vec<ComponentInfo>,
+    /// Summary state over the components.
+    pub state: State,
+}
+
+impl InstanceInfo {
+    /// Seconds of runtime: the stored total plus the current run of the primary component.
+    pub fn total_runtime_secs(&self) -> u64 {
+        let stored = u64::try_from(self.row.total_runtime_ms).unwrap_or(0) / 1000;
+        stored + self.uptime_secs().unwrap_or(0)
+    }
+
+    /// Seconds since the primary component started, while it runs.
+    pub fn uptime_secs(&self) -> Option<u64> {
+        self.components
+            .first()
+            .and_then(|c| c.status.uptime())
+            .map(|d| d.as_secs())
+    }
+
+    /// Automatic restarts over all components since the daemon started.
+    pub fn restart_count(&self) -> u64 {
+        self.components.iter().map(|c| c.status.restart_count).sum()
+    }
+}
+
+/// A component to register.
+#[derive(Debug, Clone)]
+pub struct NewComponent {
+    /// A known kind.
+    pub kind: String,
+    /// Its directory (absolute).
+    pub path: PathBuf,
+    /// Its port.
+    pub port: Option<u16>,
+    /// argv; empty means "derive from the kind at start" (venv python + entry script).
+    pub argv: Vec<String>,
+}
+
+/// An instance to register.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    /// Display name, unique per tenant.
+    pub name: String,
+    /// MaiBot version (tag, branch or "unknown").
+    pub version: String,
+    /// The MaiBot directory.
+    pub install_path: PathBuf,
+    /// Components, `main` first.
+    pub components: Vec<NewComponent>,
+    /// Whether the launcher created the files (deploy) or only registered them (add).
+    pub owned: bool,
+}
+
+/// What a delete did on disk.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeleteReport {
+    /// Directories removed.
+    pub removed: Vec<PathBuf>,
+    /// Directories left in place, with the reason.
+    pub kept: Vec<(PathBuf, String)>,
+}
+
+/// Validates an instance name: non-empty, at most 64 characters, letters (any script),
+/// digits, space, `-`, `_`, `.`; no leading/trailing space.
+pub fn validate_name(name: &str) -> Result<(), CoreError> {
+    let ok_char = |c: char| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.');
+    if name.trim().is_empty() {
+        return Err(CoreError::Invalid("instance name must not be empty".into()));
+    }
+    if name.chars().count() > 64 {
+        return Err(CoreError::Invalid(
+            "instance name must be at most 64 characters".into(),
+        ));
+    }
+    if name.trim() != name || !name.chars().all(ok_char) {
+        return Err(CoreError::Invalid(format!(
+            "instance name {name:?} may only contain letters, digits, spaces, '-', '_' and '.', \
+             without leading or trailing spaces"
+        )));
+    }
+    Ok(())
+}
+
+/// Validates a port a MaiBot component may listen on.
+pub fn validate_port(what: &str, port: i64) -> Result<u16, CoreError> {
+    u16::try_from(port)
+        .ok()
+        .filter(|p| *p >= 1024)
+        .ok_or_else(|| {
+            CoreError::Invalid(format!("{what} port {port} is out of range (1024–65535)"))
+        })
+}
+
+/// Expands a leading `~` to the user's home directory and requires an absolute path.
+pub fn expand_path(raw: &str) -> Result<PathBuf, CoreError> {
+    let raw = raw.trim();
+    let p = if raw == "~" || raw.starts_with("~/") {
+        let home = std::env::var_os("HOME")
+            .ok_or_else(|| CoreError::Invalid("cannot expand '~': HOME is not set".into()))?;
+        PathBuf::from(home).join(raw.trim_start_matches('~').trim_start_matches('/'))
+    } else {
+        PathBuf::from(raw)
+    };
+    if !p.is_absolute() {
+        return Err(CoreError::Invalid(format!(
+            "path {raw:?} must be absolute (or start with '~/')"
+        )));
+    }
+    Ok(p)
+}
+
+/// The instance catalog of one tenant.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    db: Db,
+    tenant: TenantScope,
+    supervisor: Arc<Supervisor>,
+}
+
+fn new_instance_id() -> String {
+    const ALPHABET: [char; 36] = [
+        'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q', 'r',
+        's', 't', 'u', 'v', 'w', 'x', 'y', 'z', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
+    ];
+    // No '_' in ids: the terminal session id is `<instance>_<component>`.
+    nanoid::nanoid!(16, &ALPHABET)
+}
+
+impl Catalog {
+    /// A catalog over `tenant`'s instances.
+    pub fn new(db: Db, tenant: TenantScope, supervisor: Arc<Supervisor>) -> Self {
+        Self {
+            db,
+            tenant,
+            supervisor,
+        }
+    }
+
+    /// The supervisor that runs the instances.
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.supervisor
+    }
+
+    async fn info(
+        &self,
+        row: insts::Model,
+        rows: Vec<comps::Model>,
+    ) -> Result<InstanceInfo, CoreError> {
+        let live: HashMap<String, Status> = self
+            .supervisor
+            .loaded_statuses(&row.id)
+            .await
+            .into_iter()
+            .collect();
+        let mut components: Vec<ComponentInfo> = rows
+            .into_iter()
+            .map(|c| ComponentInfo {
+                status: live.get(&c.kind).cloned().unwrap_or_default(),
+                port: c.port.and_then(|p| u16::try_from(p).ok()),
+                kind: c.kind,
+                path: c.path,
+            })
+            .collect();
+        components.sort_by_key(|c| self.supervisor.order_of(&c.kind));
+        let states: Vec<State> = components.iter().map(|c| c.status.state).collect();
+        Ok(InstanceInfo {
+            row,
+            state: crate::supervisor::summary(&states),
+            components,
+        })
+    }
+
+    /// Every instance, oldest first.
+    pub async fn list(&self) -> Result<Vec<InstanceInfo>, CoreError> {
+        let rows = self
+            .db
+            .table::<insts::Entity>()
+            .find(&self.tenant, Query::new())
+            .await?;
+        let mut by_instance: HashMap<String, Vec<comps::Model>> = HashMap::new();
+        for c in self
+            .db
+            .table::<comps::Entity>()
+            .find(&self.tenant, Query::new())
+            .await?
+        {
+            by_instance
+                .entry(c.instance_id.clone())
+                .or_default()
+                .push(c);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let cs = by_instance.remove(&r.id).unwrap_or_default();
+            out.push(self.info(r, cs).await?);
+        }
+        out.sort_by(|a, b| a.row.created_at.cmp(&b.row.created_at));
+        Ok(out)
+    }
+
+    /// One instance.
+    pub async fn get(&self, id: &str) -> Result<InstanceInfo, CoreError> {
+        let row = match self
+            .db
+            .table::<insts::Entity>()
+            .get(&self.tenant, id.to_owned())
+            .await
+        {
+            Ok(r) => r,
+            Err(maim_db::DbError::NotFound { .. }) => {
+                return Err(CoreError::NotFound(format!("instance {id}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let cs = self
+            .db
+            .table::<comps::Entity>()
+            .find(
+                &self.tenant,
+                Query::new().filter(Filter::eq(comps::Column::InstanceId, id.to_owned())),
+            )
+            .await?;
+        self.info(row, cs).await
+    }
+
+    /// Ports registered to any instance (optionally except one).
+    pub async fn ports_in_use(&self, except: Option<&str>) -> Result<Vec<u16>, CoreError> {
+        let rows = self
+            .db
+            .table::<comps::Entity>()
+            .find(&self.tenant, Query::new())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|c| Some(c.instance_id.as_str()) != except)
+            .filter_map(|c| c.port.and_then(|p| u16::try_from(p).ok()))
+            .collect())
+    }
+
+    /// Whether a name is taken.
+    pub async fn name_taken(&self, name: &str) -> Result<bool, CoreError> {
+        let n = self
+            .db
+            .table::<insts::Entity>()
+            .count(
+                &self.tenant,
+                Filter::eq(insts::Column::Name, name.to_owned()),
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Checks a registration against the catalog: known kinds, `main` present once, ports
+    /// distinct and unused by other instances, the name free.
+    pub async fn check_new(&self, new: &NewInstance) -> Result<(), CoreError> {
+        validate_name(&new.name)?;
+        if self.name_taken(&new.name).await? {
+            return Err(CoreError::Conflict(format!(
+                "an instance named {:?} already exists",
+                new.name
+            )));
+        }
+        let mut seen_kinds = Vec::new();
+        for c in &new.components {
+            if !KNOWN_KINDS.contains(&c.kind.as_str()) {
+                return Err(CoreError::Invalid(format!(
+                    "unknown component {:?}; known: {}",
+                    c.kind,
+                    KNOWN_KINDS.join(", ")
+                )));
+            }
+            if seen_kinds.contains(&c.kind) {
+                return Err(CoreError::Invalid(format!(
+                    "component {:?} is listed twice",
+                    c.kind
+                )));
+            }
+            seen_kinds.push(c.kind.clone());
+        }
+        if new.components.first().map(|c| c.kind.as_str()) != Some("main") {
+            return Err(CoreError::Invalid("the main component comes first".into()));
+        }
+        let ports: Vec<u16> = new.components.iter().filter_map(|c| c.port).collect();
+        for (i, p) in ports.iter().enumerate() {
+            if ports[..i].contains(p) {
+                return Err(CoreError::Invalid(format!(
+                    "port {p} is given to two components"
+                )));
+            }
+        }
+        let used = self.ports_in_use(None).await?;
+        if let Some(p) = ports.iter().find(|p| used.contains(p)) {
+            return Err(CoreError::Conflict(format!(
+                "port {p} is already used by another instance"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stores an instance and its components (state `stopped`) and returns its id. The
+    /// caller has validated it ([`Catalog::check_new`]); the database still enforces name
+    /// and component uniqueness.
+    pub async fn register(&self, new: &NewInstance) -> Result<String, CoreError> {
+        let id = new_instance_id();
+        let main_port = new
+            .components
+            .iter()
+            .find(|c| c.kind == "main")
+            .and_then(|c| c.port);
+        let row = insts::ActiveModel {
+            id: Set(id.clone()),
+            name: Set(new.name.clone()),
+            install_path: Set(new.install_path.display().to_string()),
+            version: Set(new.version.clone()),
+            maibot_port: Set(main_port.map(i32::from)),
+            owned: Set(new.owned),
+            desired_state: Set("stopped".into()),
+            observed_state: Set("stopped".into()),
+            restart_policy: Set("on-failure".into()),
+            ..Default::default()
+        };
+        self.db
+            .table::<insts::Entity>()
+            .insert(&self.tenant, row)
+            .await
+            .map_err(|e| match e {
+                maim_db::DbError::Conflict { .. } => {
+                    CoreError::Conflict(format!("an instance named {:?} already exists", new.name))
+                }
+                e => e.into(),
+            })?;
+        let comp_rows: Vec<comps::ActiveModel> = new
+            .components
+            .iter()
+            .map(|c| comps::ActiveModel {
+                instance_id: Set(id.clone()),
+                kind: Set(c.kind.clone()),
+                path: Set(c.path.display().to_string()),
+                port: Set(c.port.map(i32::from)),
+                argv: Set(serde_json::json!(c.argv)),
+                env: Set(serde_json::json!({})),
+                observed_state: Set("stopped".into()),
+                ..Default::default()
+            })
+            .collect();
+        if let Err(e) = self
+            .db
+            .table::<comps::Entity>()
+            .insert_many(&self.tenant, comp_rows)
+            .await
+        {
+            // Leave nothing half-registered.
+            let _ = self
+                .db
+                .table::<insts::Entity>()
+                .delete(&self.tenant, id.clone())
+                .await;
+            return Err(e.into());
+        }
+        Ok(id)
+    }
+
+    /// Registers an installation that already exists on disk (not owned: never deleted
+    /// from disk). Requires `bot.py` in the MaiBot directory and `main.py` in the adapter's.
+    pub async fn add_existing(&self, new: NewInstance) -> Result<String, CoreError> {
+        for c in &new.components {
+            let entry = match c.kind.as_str() {
+                "main" => "bot.py",
+                "napcat-ada" => "main.py",
+                _ => continue,
+            };
+            if !c.path.is_dir() {
+                return Err(CoreError::Invalid(format!(
+                    "{} directory {} does not exist or is not a directory",
+                    c.kind,
+                    c.path.display()
+                )));
+            }
+            if !c.path.join(entry).is_file() {
+                return Err(CoreError::Invalid(format!(
+                    "{} has no {entry}: {} is not a {} directory",
+                    c.path.display(),
+                    c.path.display(),
+                    if c.kind == "main" {
+                        "MaiBot"
+                    } else {
+                        "napcat adapter"
+                    }
+                )));
+            }
+        }
+        let new = NewInstance {
+            owned: false,
+            ..new
+        };
+        self.check_new(&new).await?;
+        self.register(&new).await
+    }
+
+    /// Stops the instance (gracefully), removes its records and, when `remove_files`, the
+    /// directories the launcher created for it (ownership marker present). Files of added
+    /// instances are never removed.
+    pub async fn delete(&self, id: &str, remove_files: bool) -> Result<DeleteReport, CoreError> {
+        let info = self.get(id).await?;
+        self.supervisor.forget(id).await?;
+        self.db
+            .table::<insts::Entity>()
+            .delete(&self.tenant, id.to_owned())
+            .await?;
+        let mut report = DeleteReport::default();
+        if !remove_files {
+            return Ok(report);
+        }
+        let mut dirs: Vec<PathBuf> = info
+            .components
+            .iter()
+            .map(|c| PathBuf::from(&c.path))
+            .collect();
+        dirs.push(PathBuf::from(&info.row.install_path));
+        dirs.sort();
+        dirs.dedup();
+        if !info.row.owned {
+            report.kept = dirs
+                .into_iter()
+                .map(|d| (d, "added, not created by the launcher".to_owned()))
+                .collect();
+            return Ok(report);
+        }
+        // Children before parents, so a nested component directory is judged on its own
+        // marker before its parent is removed.
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        let report = tokio::task::spawn_blocking(move || ownership::remove_owned(&dirs))
+            .await
+            .map_err(|e| CoreError::Io(format!("removal task failed: {e}")))?;
+        Ok(report)
+    }
+}
+
+/// Best-effort MaiBot version of a directory: `pyproject.toml`'s `version`, else the
+/// `MMC_VERSION` constant of `src/config/config.py`, else `None`.
+pub fn detect_version(dir: &Path) -> Option<String> {
+    let quoted = |line: &str| {
+        let v = line.split_once('=')?.1.trim();
+        let v = v.trim_matches(|c| c == '"' || c == '\'');
+        (!v.is_empty() && v.len() < 40).then(|| v.to_owned())
+    };
+    if let Ok(t) = std::fs::read_to_string(dir.join("pyproject.toml")) {
+        let mut in_project = false;
+        for line in t.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_project = line == "[project]" || line == "[tool.poetry]";
+            } else if in_project && line.starts_with("version") {
+                return quoted(line);
+            }
+        }
+    }
+    let cfg = std::fs::read_to_string(dir.join("src/config/config.py")).ok()?;
+    cfg.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("MMC_VERSION"))
+        .and_then(quoted)
+}
+
+/// Whether `path` lies inside any of `roots` (lexically, after expansion).
+pub fn inside_any(path: &Path, roots: &[PathBuf]) -> bool {
+    roots.iter().any(|r| path.starts_with(r))
+}
