@@ -158,9 +158,12 @@ impl Supervisor {
         let mut components = Vec::new();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         for c in rows {
-            let argv: Vec<String> = serde_json::from_value(c.argv.clone()).map_err(|e| {
+            let mut argv: Vec<String> = serde_json::from_value(c.argv.clone()).map_err(|e| {
                 CoreError::Invalid(format!("component {} has a bad argv: {e}", c.kind))
             })?;
+            if argv.is_empty() {
+                argv = derived_argv(&c.kind, std::path::Path::new(&c.path))?;
+            }
             let env: Vec<(String, String)> = c
                 .env
                 .as_object()
@@ -398,6 +401,40 @@ impl Supervisor {
         }
         Ok(report)
     }
+}
+
+/// The interpreter for a component directory: its own virtual environment (`venv/` or
+/// `.venv/`) when present, else `python3`, else `python` on PATH.
+pub fn python_for(dir: &std::path::Path) -> String {
+    for venv in ["venv", ".venv"] {
+        let p = dir.join(venv).join("bin").join("python");
+        if p.is_file() {
+            return p.display().to_string();
+        }
+    }
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+    };
+    if on_path("python3") || !on_path("python") {
+        "python3".into()
+    } else {
+        "python".into()
+    }
+}
+
+/// argv of a known component kind, derived by the server (never from a client).
+pub fn derived_argv(kind: &str, dir: &std::path::Path) -> Result<Vec<String>, CoreError> {
+    let entry = match kind {
+        "main" => "bot.py",
+        "napcat-ada" => "main.py",
+        other => {
+            return Err(CoreError::Invalid(format!(
+                "no start command is known for component kind {other:?}"
+            )));
+        }
+    };
+    Ok(vec![python_for(dir), entry.to_owned()])
 }
 
 async fn terminate_orphan(pid: u32, stop: StopPolicy) {
