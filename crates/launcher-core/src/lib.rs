@@ -4,6 +4,7 @@
 pub mod catalog;
 mod error;
 pub mod logs;
+pub mod maibot_db;
 pub mod metrics;
 pub mod ownership;
 pub mod paths;

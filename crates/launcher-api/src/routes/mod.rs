@@ -1,6 +1,7 @@
 //! Route table: the legacy surface the frontend calls, and the modern one beside it.
 
 mod instances;
+mod resources;
 mod system;
 mod terminal;
 
@@ -66,11 +67,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(instances::component_logs),
         );
     // Not served yet by this build: a clear 501 instead of a 404 the UI cannot explain.
-    for p in [
-        "/resource/{tail:.*}",
-        "/resources/{tail:.*}",
-        "/deploy/{tail:.*}",
-    ] {
+    cfg.configure(resources::configure);
+    for p in ["/resources/{tail:.*}", "/deploy/{tail:.*}"] {
         cfg.route(p, web::route().to(not_yet));
     }
 }
