@@ -212,6 +212,7 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
         started_at: std::time::Instant::now(),
         catalog,
         metrics,
+        files: Default::default(),
         data_dir,
         shutdown: shutdown_rx,
     };

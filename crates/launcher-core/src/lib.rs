@@ -3,6 +3,8 @@
 
 pub mod catalog;
 mod error;
+pub mod files;
+pub mod instance_files;
 pub mod logs;
 pub mod maibot_db;
 pub mod metrics;

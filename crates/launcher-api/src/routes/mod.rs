@@ -1,5 +1,6 @@
 //! Route table: the legacy surface the frontend calls, and the modern one beside it.
 
+mod configs;
 mod instances;
 mod resources;
 mod system;
@@ -67,8 +68,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(instances::component_logs),
         );
     // Not served yet by this build: a clear 501 instead of a 404 the UI cannot explain.
-    cfg.configure(resources::configure);
-    for p in ["/resources/{tail:.*}", "/deploy/{tail:.*}"] {
+    cfg.configure(resources::configure)
+        .configure(configs::configure);
+    for p in ["/deploy/{tail:.*}"] {
         cfg.route(p, web::route().to(not_yet));
     }
 }

@@ -1,0 +1,238 @@
+//! An instance's config files, located only inside its registered directories and edited
+//! with [`crate::files`] (comments kept, atomic writes, one `.bak`). One lock serialises
+//! writes so two saves never interleave; all file work runs off the async runtime.
+
+use crate::catalog::InstanceInfo;
+use crate::files::toml_doc::ChangeSummary;
+use crate::files::{ConfigFile, FileError, safe_path};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Which file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKind {
+    /// MaiBot's `config/bot_config.toml`.
+    Bot,
+    /// MaiBot 0.x's `config/lpmm_config.toml`.
+    Lpmm,
+    /// MaiBot's `config/model_config.toml` (newer versions).
+    Model,
+    /// MaiBot's `.env`.
+    Env,
+    /// The napcat adapter's `config.toml`, in the adapter component's directory.
+    Adapter,
+}
+
+impl ConfigKind {
+    /// From the route segment (`config`, `lpmm`, `model`, `env`, `adapter`).
+    pub fn from_segment(s: &str) -> Option<Self> {
+        Some(match s {
+            "config" | "bot" => Self::Bot,
+            "lpmm" => Self::Lpmm,
+            "model" => Self::Model,
+            "env" => Self::Env,
+            "adapter" | "napcat" => Self::Adapter,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a file could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceFileError {
+    /// The instance has no component that holds this file.
+    #[error("{0}")]
+    NoComponent(String),
+    /// From the file layer.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The blocking task failed.
+    #[error("file task failed: {0}")]
+    Task(String),
+}
+
+/// Edits config files of instances.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFiles {
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+struct Located {
+    root: PathBuf,
+    rel: PathBuf,
+    template: Option<PathBuf>,
+}
+
+fn locate(info: &InstanceInfo, kind: ConfigKind) -> Result<Located, InstanceFileError> {
+    let main = PathBuf::from(&info.row.install_path);
+    let in_main = |rel: &str| Located {
+        root: main.clone(),
+        rel: rel.into(),
+        template: None,
+    };
+    Ok(match kind {
+        ConfigKind::Bot => in_main("config/bot_config.toml"),
+        ConfigKind::Lpmm => in_main("config/lpmm_config.toml"),
+        ConfigKind::Model => in_main("config/model_config.toml"),
+        ConfigKind::Env => in_main(".env"),
+        ConfigKind::Adapter => {
+            let c = info
+                .components
+                .iter()
+                .find(|c| c.kind == "napcat-ada")
+                .ok_or_else(|| {
+                    InstanceFileError::NoComponent(format!(
+                        "instance {} has no napcat adapter component",
+                        info.row.name
+                    ))
+                })?;
+            Located {
+                root: PathBuf::from(&c.path),
+                rel: "config.toml".into(),
+                template: Some("template/template_config.toml".into()),
+            }
+        }
+    })
+}
+
+fn existing(loc: &Located) -> Result<PathBuf, FileError> {
+    safe_path::resolve_inside(&loc.root, &loc.root.join(&loc.rel))
+}
+
+/// The adapter's config is seeded from its template when missing (as MaiBot's adapter
+/// itself would do on first start).
+fn seed(loc: &Located) -> Result<(), FileError> {
+    let Some(t) = &loc.template else {
+        return Ok(());
+    };
+    let target = safe_path::resolve_inside_for_create(&loc.root, &loc.root.join(&loc.rel))?;
+    if target.exists() {
+        return Ok(());
+    }
+    let template = safe_path::resolve_inside(&loc.root, &loc.root.join(t))?;
+    let bytes = std::fs::read(&template).map_err(|e| FileError::Io {
+        op: "read template",
+        path: template.clone(),
+        source: e,
+    })?;
+    crate::files::atomic::write_atomic(&target, &bytes, false)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, InstanceFileError> + Send + 'static,
+) -> Result<T, InstanceFileError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| InstanceFileError::Task(e.to_string()))?
+}
+
+impl InstanceFiles {
+    /// The file as JSON (TOML documents) or a string map (`.env`).
+    pub async fn read(
+        &self,
+        info: &InstanceInfo,
+        kind: ConfigKind,
+    ) -> Result<Value, InstanceFileError> {
+        let loc = locate(info, kind)?;
+        let _guard = self.lock.lock().await;
+        blocking(move || {
+            seed(&loc)?;
+            let path = existing(&loc)?;
+            let cf = ConfigFile::new();
+            if kind == ConfigKind::Env {
+                let map = cf.read_env(&path)?;
+                Ok(serde_json::to_value(map).unwrap_or_default())
+            } else {
+                Ok(cf.read_toml_as_json(&path)?)
+            }
+        })
+        .await
+    }
+
+    /// Replaces a TOML document with `doc` (keys missing from `doc` are removed; unchanged
+    /// keys keep their text and comments). `.env`: sets the given keys, keeps the others.
+    pub async fn update(
+        &self,
+        info: &InstanceInfo,
+        kind: ConfigKind,
+        doc: Value,
+    ) -> Result<Vec<String>, InstanceFileError> {
+        self.write(info, kind, doc, false).await
+    }
+
+    /// Merges a partial document into the file.
+    pub async fn patch(
+        &self,
+        info: &InstanceInfo,
+        kind: ConfigKind,
+        doc: Value,
+    ) -> Result<Vec<String>, InstanceFileError> {
+        self.write(info, kind, doc, true).await
+    }
+
+    async fn write(
+        &self,
+        info: &InstanceInfo,
+        kind: ConfigKind,
+        doc: Value,
+        merge: bool,
+    ) -> Result<Vec<String>, InstanceFileError> {
+        let loc = locate(info, kind)?;
+        let _guard = self.lock.lock().await;
+        blocking(move || {
+            seed(&loc)?;
+            let path = existing(&loc)?;
+            let cf = ConfigFile::new();
+            if kind == ConfigKind::Env {
+                let map = env_map(&doc)?;
+                return Ok(cf.update_env(&path, map)?);
+            }
+            let summary: ChangeSummary = if merge {
+                cf.patch_toml(&path, &doc)?
+            } else {
+                cf.update_toml_full(&path, &doc)?
+            };
+            Ok(summary.paths().map(str::to_owned).collect())
+        })
+        .await
+    }
+}
+
+fn env_map(doc: &Value) -> Result<BTreeMap<String, String>, FileError> {
+    let obj = doc.as_object().ok_or_else(|| FileError::Invalid {
+        what: ".env".into(),
+        detail: "expected an object of KEY: \"value\" strings".into(),
+    })?;
+    obj.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            Value::Null => Err(FileError::NullValue { key: k.clone() }),
+            other => Err(FileError::TypeMismatch {
+                key: k.clone(),
+                expected: "string",
+                actual: json_type(other),
+            }),
+        })
+        .collect()
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Whether `p` is inside one of the instance's registered directories.
+pub fn inside_instance(info: &InstanceInfo, p: &Path) -> bool {
+    let roots: Vec<PathBuf> = std::iter::once(PathBuf::from(&info.row.install_path))
+        .chain(info.components.iter().map(|c| PathBuf::from(&c.path)))
+        .collect();
+    roots.iter().any(|r| p.starts_with(r))
+}
