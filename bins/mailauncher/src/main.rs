@@ -8,6 +8,8 @@ mod token;
 use clap::{Parser, Subcommand};
 use launcher_api::security::Security;
 use launcher_core::catalog::Catalog;
+use launcher_core::deploy::Deployer;
+use launcher_core::jobs::Jobs;
 use launcher_core::metrics::{Metrics, MetricsConfig, Sampler};
 use launcher_core::supervisor::{Supervisor, SupervisorConfig};
 use settings::{LoggingOverrides, Overrides, ServerOverrides, Settings, StorageOverrides};
@@ -193,7 +195,22 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
     let supervisor = Supervisor::new(db.clone(), tenant.clone(), supervisor_config(&settings)?);
     let report = supervisor.reconcile().await?;
     tracing::info!(?report, "boot reconciliation done");
-    let catalog = Catalog::new(db.clone(), tenant, supervisor.clone());
+    let catalog = Catalog::new(db.clone(), tenant.clone(), supervisor.clone());
+    let jobs = Jobs::new(
+        db.clone(),
+        tenant,
+        catalog.clone(),
+        Deployer::new(settings.deploy.clone()),
+        vec![data_dir.clone(), settings.logs_dir()],
+        settings.jobs.parallel,
+    );
+    let recovered = jobs.recover().await?;
+    if !recovered.is_empty() {
+        tracing::warn!(
+            ?recovered,
+            "deploy jobs interrupted by the last shutdown were marked failed"
+        );
+    }
 
     let metrics = Metrics::new(MetricsConfig {
         interval: Duration::from_millis(settings.metrics.interval_ms),
@@ -213,6 +230,7 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
         catalog,
         metrics,
         files: Default::default(),
+        jobs,
         data_dir,
         shutdown: shutdown_rx,
     };

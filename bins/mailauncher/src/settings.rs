@@ -17,6 +17,14 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub supervisor: SupervisorSettings,
     pub metrics: MetricsSettings,
+    pub deploy: launcher_core::deploy::DeployConfig,
+    pub jobs: JobsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSettings {
+    pub parallel: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -128,6 +136,7 @@ impl Settings {
                         "supervisor__",
                         "metrics__",
                         "deploy__",
+                        "jobs__",
                     ]
                     .iter()
                     .any(|p| k.starts_with(p))

@@ -142,6 +142,15 @@ impl From<launcher_core::CoreError> for ApiError {
             ),
             Invalid(d) => Self::new(StatusCode::BAD_REQUEST, "invalid_request", d),
             Conflict(d) => Self::new(StatusCode::CONFLICT, "conflict", d),
+            Rejected { code, detail } => {
+                let status = match code {
+                    "port_unavailable" | "path_not_empty" => StatusCode::CONFLICT,
+                    "versions_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+                    "tool_missing" => StatusCode::FAILED_DEPENDENCY,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                Self::new(status, code, detail)
+            }
             Db(e) => e.into(),
             Supervisor(S::NotRunning) => Self::new(
                 StatusCode::CONFLICT,

@@ -25,6 +25,8 @@ pub struct AppState {
     pub catalog: Catalog,
     /// Background-sampled host and instance metrics.
     pub metrics: Metrics,
+    /// Deploy jobs.
+    pub jobs: launcher_core::jobs::Jobs,
     /// Config-file editing (one write at a time).
     pub files: launcher_core::instance_files::InstanceFiles,
     /// The launcher's data directory (never a deploy target).

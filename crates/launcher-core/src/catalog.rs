@@ -2,7 +2,6 @@
 //! installations; deleting instances without ever touching files the launcher did not create.
 
 use crate::error::CoreError;
-use crate::ownership;
 use crate::supervisor::{State, Status, Supervisor};
 use maim_db::entity::launcher::{instance_components as comps, instances as insts};
 use maim_db::prelude::*;
@@ -154,7 +153,8 @@ pub struct Catalog {
     supervisor: Arc<Supervisor>,
 }
 
-fn new_instance_id() -> String {
+/// A new instance or job id: 16 lowercase alphanumerics.
+pub(crate) fn new_id() -> String {
     const ALPHABET: [char; 36] = [
         'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q', 'r',
         's', 't', 'u', 'v', 'w', 'x', 'y', 'z', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
@@ -231,7 +231,7 @@ impl Catalog {
             let cs = by_instance.remove(&r.id).unwrap_or_default();
             out.push(self.info(r, cs).await?);
         }
-        out.sort_by(|a, b| a.row.created_at.cmp(&b.row.created_at));
+        out.sort_by_key(|i| i.row.created_at);
         Ok(out)
     }
 
@@ -338,7 +338,7 @@ impl Catalog {
     /// caller has validated it ([`Catalog::check_new`]); the database still enforces name
     /// and component uniqueness.
     pub async fn register(&self, new: &NewInstance) -> Result<String, CoreError> {
-        let id = new_instance_id();
+        let id = new_id();
         let main_port = new
             .components
             .iter()
@@ -466,10 +466,11 @@ impl Catalog {
         // Children before parents, so a nested component directory is judged on its own
         // marker before its parent is removed.
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        let report = tokio::task::spawn_blocking(move || ownership::remove_owned(&dirs))
-            .await
-            .map_err(|e| CoreError::Io(format!("removal task failed: {e}")))?;
-        Ok(report)
+        let r = crate::deploy::remove_owned(&dirs).await;
+        Ok(DeleteReport {
+            removed: r.removed,
+            kept: r.kept,
+        })
     }
 }
 

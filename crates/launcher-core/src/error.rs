@@ -11,6 +11,14 @@ pub enum CoreError {
     /// The request clashes with existing state (a taken name, a used port, a running job).
     #[error("{0}")]
     Conflict(String),
+    /// A request refused with a specific machine code (deploy validation).
+    #[error("{detail}")]
+    Rejected {
+        /// Stable code, e.g. `path_not_empty`.
+        code: &'static str,
+        /// Human explanation.
+        detail: String,
+    },
     /// The request is malformed or not allowed in the current state.
     #[error("{0}")]
     Invalid(String),

@@ -2,13 +2,14 @@
 //! results and errors onto the wire.
 
 pub mod catalog;
+pub mod deploy;
 mod error;
 pub mod files;
 pub mod instance_files;
+pub mod jobs;
 pub mod logs;
 pub mod maibot_db;
 pub mod metrics;
-pub mod ownership;
 pub mod paths;
 pub mod supervisor;
 

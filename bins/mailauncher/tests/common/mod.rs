@@ -14,10 +14,14 @@ pub struct App {
     pub port: u16,
     pub home: tempfile::TempDir,
     pub token: Option<String>,
+    dead: bool,
 }
 
 impl Drop for App {
     fn drop(&mut self) {
+        if self.dead {
+            return;
+        }
         // SIGTERM first so the server stops its instances, then make sure.
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
@@ -36,7 +40,11 @@ impl Drop for App {
 }
 
 pub fn spawn_app_with(args: &[&str], env: &[(&str, &str)]) -> App {
-    let home = tempfile::tempdir().unwrap();
+    spawn_app_at(tempfile::tempdir().unwrap(), args, env)
+}
+
+/// Starts the server with an existing HOME (a "daemon restart").
+pub fn spawn_app_at(home: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> App {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauncher"));
     cmd.args(["serve", "--port", "0"])
         .args(args)
@@ -68,6 +76,7 @@ pub fn spawn_app_with(args: &[&str], env: &[(&str, &str)]) -> App {
         port,
         home,
         token: None,
+        dead: false,
     }
 }
 
@@ -91,6 +100,14 @@ impl Resp {
 }
 
 impl App {
+    /// Kills the server with SIGKILL (a crash) and hands back its HOME.
+    pub fn crash(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dead = true;
+        std::mem::replace(&mut self.home, tempfile::tempdir().unwrap())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/api/v1{path}", self.port)
     }

@@ -1,12 +1,12 @@
 //! Route table: the legacy surface the frontend calls, and the modern one beside it.
 
 mod configs;
+mod deploy;
 mod instances;
 mod resources;
 mod system;
 mod terminal;
 
-use crate::ApiError;
 use actix_web::{HttpResponse, web};
 use instances::Power;
 
@@ -69,14 +69,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         );
     // Not served yet by this build: a clear 501 instead of a 404 the UI cannot explain.
     cfg.configure(resources::configure)
-        .configure(configs::configure);
-    for p in ["/deploy/{tail:.*}"] {
-        cfg.route(p, web::route().to(not_yet));
-    }
-}
-
-async fn not_yet() -> ApiError {
-    ApiError::not_implemented("this feature is not available in this build of the launcher yet")
+        .configure(configs::configure)
+        .configure(deploy::configure);
 }
 
 /// `/`: a small page pointing at the API and its documentation.

@@ -1,0 +1,522 @@
+//! Phase 2: claim the target directories and fetch MaiBot and the adapter into them.
+//!
+//! `git clone` refuses a non-empty directory, and the marker must exist before any file of
+//! the checkout does (so an interrupted job is still recognisably ours). So each directory
+//! is created, marked, and then filled with `git init` + `git fetch --depth 1 <ref>` +
+//! `git checkout`; the marker (and the adapter directory inside MaiBot) are listed in
+//! `.git/info/exclude`, so `git status` stays clean.
+
+use super::cleanup::{MARKER_FILE, MarkerRole, write_marker};
+use super::config::Source;
+use super::error::{StepError, StepResult};
+use super::process::Cmd;
+use super::recipe::{self, ADAPTER_REQUIRED, Recipe};
+use super::runner::Runner;
+use super::sink::LogLevel;
+use super::validate::{self, ComponentKind};
+use super::versions::{self, LsRemoteError, RefKind, RemoteRefs, parse_version};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Share of the fetch phase taken by MaiBot when the adapter is also fetched.
+const CORE_SHARE: f64 = 0.7;
+
+impl Runner<'_> {
+    pub(crate) async fn fetch_all(&mut self) -> StepResult<()> {
+        let with_adapter = self.plan.adapter.is_some();
+        let core_end = if with_adapter { CORE_SHARE } else { 1.0 };
+        let install = self.plan.install_path.clone();
+        let version = self.plan.version.clone();
+
+        self.current = Some(ComponentKind::Main);
+        self.component(ComponentKind::Main, "fetching", 0, "fetching source");
+        self.claim(&install).await?;
+        let src = self.cfg.sources.maibot.clone();
+        let url = self
+            .fetch_into(&install, &src, &version.name, version.kind, (0.0, core_end))
+            .await?;
+        self.log(
+            LogLevel::Success,
+            format!("MaiBot {} checked out from {url}", version.name),
+        );
+        self.select_recipe(&install).await?;
+        self.component(ComponentKind::Main, "fetching", 30, "source fetched");
+
+        let Some(adapter) = self.plan.adapter.clone() else {
+            self.at(1.0);
+            return Ok(());
+        };
+        self.check_cancel()?;
+        self.current = Some(ComponentKind::NapcatAdapter);
+        self.component(
+            ComponentKind::NapcatAdapter,
+            "fetching",
+            0,
+            "choosing version",
+        );
+        let src = self.cfg.sources.adapter.clone();
+        let (aref, akind) = self.choose_adapter_ref(&src).await?;
+        if adapter.path.starts_with(&install)
+            && let Ok(rel) = adapter.path.strip_prefix(&install)
+        {
+            // Keep MaiBot's `git status` clean of the nested adapter checkout.
+            let line = format!("/{}/", rel.display());
+            self.blocking(move || append_exclude(&install, &[&line]))
+                .await?;
+        }
+        self.claim(&adapter.path).await?;
+        let url = self
+            .fetch_into(&adapter.path, &src, &aref, akind, (CORE_SHARE, 1.0))
+            .await?;
+        self.log(
+            LogLevel::Success,
+            format!("adapter {aref} checked out from {url}"),
+        );
+        let dir = adapter.path.clone();
+        let missing: Vec<&str> = ADAPTER_REQUIRED
+            .iter()
+            .copied()
+            .filter(|f| !dir.join(f).is_file())
+            .collect();
+        if !missing.is_empty() {
+            return Err(StepError::Failed(format!(
+                "the adapter checkout ({aref}) lacks {}",
+                missing.join(", ")
+            )));
+        }
+        self.adapter_ref = Some(aref);
+        self.component(
+            ComponentKind::NapcatAdapter,
+            "fetching",
+            30,
+            "source fetched",
+        );
+        self.at(1.0);
+        Ok(())
+    }
+
+    /// The recipe for the checked-out tree, and a Python that satisfies it.
+    async fn select_recipe(&mut self, root: &Path) -> StepResult<()> {
+        let recipe: &'static Recipe = match self.recipe {
+            Some(r) => {
+                r.check_tree(root).map_err(|e| {
+                    StepError::Failed(format!("{e} (tag {})", self.plan.version.name))
+                })?;
+                r
+            }
+            None => {
+                let r = recipe::detect_recipe(root).map_err(StepError::Failed)?;
+                self.log(
+                    LogLevel::Info,
+                    format!(
+                        "branch {} has the {} layout",
+                        self.plan.version.name,
+                        r.layout_name()
+                    ),
+                );
+                r
+            }
+        };
+        self.recipe = Some(recipe);
+        let have = (self.python.version.0, self.python.version.1);
+        if have < recipe.min_python {
+            let py = validate::find_python(self.cfg.python.as_deref(), recipe.min_python)
+                .await
+                .map_err(|e| StepError::Failed(e.to_string()))?;
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "the {} layout needs Python >= {}.{}; using {} ({})",
+                    recipe.layout_name(),
+                    recipe.min_python.0,
+                    recipe.min_python.1,
+                    py.path.display(),
+                    py.version_string()
+                ),
+            );
+            self.python = py;
+        }
+        Ok(())
+    }
+
+    /// The adapter tag equal to MaiBot's version when it exists, else its default branch.
+    async fn choose_adapter_ref(&self, src: &Source) -> StepResult<(String, RefKind)> {
+        let refs: RemoteRefs = match versions::ls_remote(
+            &self.plan.git,
+            src,
+            self.cfg.timeouts.ls_remote(),
+            Some(self.cancel),
+            |url, e| {
+                self.log(
+                    LogLevel::Warning,
+                    format!("listing adapter refs at {url} failed: {e}; trying next URL"),
+                )
+            },
+        )
+        .await
+        {
+            Ok((r, _)) => r,
+            Err(LsRemoteError::Canceled) => return Err(StepError::Canceled),
+            Err(LsRemoteError::Failed(e)) => {
+                return Err(StepError::Failed(format!(
+                    "cannot list adapter versions: {e}"
+                )));
+            }
+        };
+        let core = &self.plan.version;
+        if core.kind == RefKind::Tag {
+            let want = parse_version(&core.name);
+            let found = refs.tags.iter().find(|(t, _)| *t == core.name).or_else(|| {
+                refs.tags
+                    .iter()
+                    .find(|(t, _)| want.is_some() && parse_version(t) == want)
+            });
+            if let Some((t, _)) = found {
+                self.log(
+                    LogLevel::Info,
+                    format!("adapter: using tag {t}, matching MaiBot {}", core.name),
+                );
+                return Ok((t.clone(), RefKind::Tag));
+            }
+        }
+        let branch = refs
+            .default_branch
+            .clone()
+            .or_else(|| {
+                ["main", "master"]
+                    .iter()
+                    .find(|b| refs.heads.iter().any(|(h, _)| h == *b))
+                    .map(|b| b.to_string())
+            })
+            .ok_or_else(|| {
+                StepError::Failed("the adapter repository has no default branch".to_string())
+            })?;
+        self.log(
+            LogLevel::Info,
+            format!(
+                "adapter: no tag matching MaiBot {}; using its default branch {branch}",
+                core.name
+            ),
+        );
+        Ok((branch, RefKind::Branch))
+    }
+
+    /// Creates (or adopts, if it exists empty) `dir` and marks it, creating and marking any
+    /// missing ancestors first. Every marked directory is recorded before anything else
+    /// happens in it.
+    pub(crate) async fn claim(&mut self, dir: &Path) -> StepResult<()> {
+        let job = self.job_id.to_string();
+        let target = dir.to_path_buf();
+        let (created, result) = match tokio::task::spawn_blocking(move || {
+            let mut created = Vec::new();
+            let r = claim_blocking(&target, &job, &mut created);
+            (created, r)
+        })
+        .await
+        {
+            Ok(v) => v,
+            Err(e) => return Err(StepError::Failed(format!("worker thread failed: {e}"))),
+        };
+        for (p, role) in &created {
+            let how = match role {
+                MarkerRole::Root => "created",
+                MarkerRole::Adopted => "claimed empty directory",
+                MarkerRole::Parent => "created parent directory",
+            };
+            self.log(LogLevel::Info, format!("{how} {}", p.display()));
+        }
+        self.created.extend(created.into_iter().map(|(p, _)| p));
+        result.map_err(StepError::Failed)
+    }
+
+    /// `git init` + fetch (URLs in order) + checkout of `refname` into the claimed `dir`.
+    async fn fetch_into(
+        &self,
+        dir: &Path,
+        src: &Source,
+        refname: &str,
+        kind: RefKind,
+        span: (f64, f64),
+    ) -> StepResult<String> {
+        let git = &self.plan.git;
+        let quick = self.cfg.timeouts.ls_remote();
+        self.tool(
+            "git init",
+            &git_cmd(git, dir).args(["init", "-q"]),
+            quick,
+            &mut |_| true,
+        )
+        .await?;
+        let d = dir.to_path_buf();
+        self.blocking(move || append_exclude(&d, &[&format!("/{MARKER_FILE}")]))
+            .await?;
+
+        let urls: Vec<&str> = src.urls().collect();
+        let Some(first) = urls.first() else {
+            return Err(StepError::Failed("no source URL configured".to_string()));
+        };
+        self.tool(
+            "git remote add",
+            &git_cmd(git, dir).args(["remote", "add", "origin", first]),
+            quick,
+            &mut |_| true,
+        )
+        .await?;
+
+        let refspec = match kind {
+            RefKind::Tag => format!("+refs/tags/{refname}:refs/tags/{refname}"),
+            RefKind::Branch => format!("+refs/heads/{refname}:refs/remotes/origin/{refname}"),
+        };
+        let mut errors = Vec::new();
+        let mut used = None;
+        for url in &urls {
+            self.check_cancel()?;
+            self.tool(
+                "git remote set-url",
+                &git_cmd(git, dir).args(["remote", "set-url", "origin", url]),
+                quick,
+                &mut |_| true,
+            )
+            .await?;
+            let fetch = git_cmd(git, dir).args([
+                "fetch",
+                "--depth",
+                "1",
+                "--progress",
+                "--no-tags",
+                "origin",
+                &refspec,
+            ]);
+            let mut throttle = ProgressThrottle::default();
+            let mut on_line = |line: &str| {
+                if let Some(f) = throttle.fraction(line) {
+                    self.at(span.0 + (span.1 - span.0) * f);
+                }
+                throttle.worth_logging(line)
+            };
+            self.log(LogLevel::Info, format!("fetching {refname} from {url}"));
+            match self
+                .tool(
+                    "git fetch",
+                    &fetch,
+                    self.cfg.timeouts.clone_attempt(),
+                    &mut on_line,
+                )
+                .await
+            {
+                Ok(_) => {
+                    used = Some(url.to_string());
+                    break;
+                }
+                Err(StepError::Canceled) => return Err(StepError::Canceled),
+                Err(StepError::Failed(e)) => {
+                    self.log(
+                        LogLevel::Warning,
+                        format!("fetch from {url} failed: {e}; trying the next URL"),
+                    );
+                    errors.push(format!("{url}: {e}"));
+                }
+            }
+        }
+        let Some(used) = used else {
+            return Err(StepError::Failed(format!(
+                "cannot fetch {refname} from any source: {}",
+                errors.join("; ")
+            )));
+        };
+
+        let checkout = match kind {
+            RefKind::Tag => git_cmd(git, dir).args([
+                "-c",
+                "advice.detachedHead=false",
+                "checkout",
+                "-q",
+                &format!("refs/tags/{refname}"),
+            ]),
+            RefKind::Branch => git_cmd(git, dir).args([
+                "checkout",
+                "-q",
+                "-b",
+                refname,
+                "--track",
+                &format!("origin/{refname}"),
+            ]),
+        };
+        self.tool("git checkout", &checkout, quick, &mut |_| true)
+            .await?;
+        self.at(span.1);
+        Ok(used)
+    }
+}
+
+fn git_cmd(git: &Path, dir: &Path) -> Cmd {
+    // English messages, so progress lines parse the same everywhere.
+    Cmd::new(git).cwd(dir).env("LC_ALL", "C")
+}
+
+fn claim_blocking(
+    target: &Path,
+    job: &str,
+    created: &mut Vec<(PathBuf, MarkerRole)>,
+) -> Result<(), String> {
+    let mut missing = Vec::new();
+    let mut cur = target.parent();
+    while let Some(p) = cur {
+        if fs::symlink_metadata(p).is_ok() {
+            break;
+        }
+        missing.push(p.to_path_buf());
+        cur = p.parent();
+    }
+    for p in missing.into_iter().rev() {
+        match fs::create_dir(&p) {
+            Ok(()) => {
+                mark_new(&p, job, MarkerRole::Parent)?;
+                created.push((p, MarkerRole::Parent));
+            }
+            // Someone else made it meanwhile: not ours, leave it unmarked.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && p.is_dir() => {}
+            Err(e) => return Err(format!("cannot create {}: {e}", p.display())),
+        }
+    }
+    match fs::create_dir(target) {
+        Ok(()) => {
+            mark_new(target, job, MarkerRole::Root)?;
+            created.push((target.to_path_buf(), MarkerRole::Root));
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = fs::symlink_metadata(target).map_err(|e| e.to_string())?;
+            let empty = meta.is_dir()
+                && fs::read_dir(target)
+                    .map_err(|e| e.to_string())?
+                    .next()
+                    .is_none();
+            if !empty {
+                return Err(format!(
+                    "{} is no longer an empty directory; refusing to write into it",
+                    target.display()
+                ));
+            }
+            write_marker(target, job, MarkerRole::Adopted).map_err(|e| {
+                format!(
+                    "cannot claim {} (another deploy may be using it): {e}",
+                    target.display()
+                )
+            })?;
+            created.push((target.to_path_buf(), MarkerRole::Adopted));
+            Ok(())
+        }
+        Err(e) => Err(format!("cannot create {}: {e}", target.display())),
+    }
+}
+
+/// Marks a directory just created; if that fails the (empty) directory is removed again so
+/// no unmarked directory of ours is left behind.
+fn mark_new(dir: &Path, job: &str, role: MarkerRole) -> Result<(), String> {
+    write_marker(dir, job, role).map_err(|e| {
+        let _ = fs::remove_dir(dir);
+        format!(
+            "cannot write the ownership marker in {}: {e}",
+            dir.display()
+        )
+    })
+}
+
+fn append_exclude(repo: &Path, lines: &[&str]) -> Result<(), String> {
+    let info = repo.join(".git").join("info");
+    fs::create_dir_all(&info).map_err(|e| format!("{}: {e}", info.display()))?;
+    let path = info.join("exclude");
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut body = String::from("# added by MaiLauncher\n");
+    for l in lines {
+        body.push_str(l);
+        body.push('\n');
+    }
+    f.write_all(body.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Turns git's `\r`-updated progress into a fraction and a few log lines per stage.
+#[derive(Debug, Default)]
+struct ProgressThrottle {
+    stage: String,
+    bucket: Option<u8>,
+}
+
+impl ProgressThrottle {
+    /// Fraction of the transfer done, from "Receiving objects: NN%" (90 %) and
+    /// "Resolving deltas: NN%" (the last 10 %).
+    fn fraction(&self, line: &str) -> Option<f64> {
+        let pct = f64::from(percent(line)?) / 100.0;
+        if line.contains("Receiving objects") {
+            Some(pct * 0.9)
+        } else if line.contains("Resolving deltas") {
+            Some(0.9 + pct * 0.1)
+        } else {
+            None
+        }
+    }
+
+    /// Progress lines are logged when their stage changes, every 10 %, and when done;
+    /// other lines always.
+    fn worth_logging(&mut self, line: &str) -> bool {
+        let Some(p) = percent(line) else {
+            return true;
+        };
+        // The stage is the text before the percentage ("remote: Counting objects").
+        let stage = line[..line.find('%').unwrap_or(0)]
+            .rsplit_once(':')
+            .map_or("", |(s, _)| s)
+            .to_string();
+        let bucket = p / 10;
+        let log = stage != self.stage || self.bucket != Some(bucket) || line.contains("done");
+        self.stage = stage;
+        self.bucket = Some(bucket);
+        log
+    }
+}
+
+fn percent(line: &str) -> Option<u8> {
+    let idx = line.find('%')?;
+    let digits: String = line[..idx]
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    digits.parse::<u8>().ok().filter(|p| *p <= 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ProgressThrottle, percent};
+
+    #[test]
+    fn progress_lines() {
+        assert_eq!(percent("Receiving objects:  45% (450/1000)"), Some(45));
+        assert_eq!(
+            percent("remote: Counting objects: 100% (3/3), done."),
+            Some(100)
+        );
+        assert_eq!(percent("From file:///x"), None);
+        let mut t = ProgressThrottle::default();
+        assert!(t.worth_logging("Receiving objects:   1% (1/100)"));
+        assert!(!t.worth_logging("Receiving objects:   2% (2/100)"));
+        assert!(t.worth_logging("Receiving objects:  10% (10/100)"));
+        assert!(t.worth_logging("Receiving objects: 100% (100/100), done."));
+        assert!(t.worth_logging("Resolving deltas:   0% (0/5)"));
+        assert!(t.worth_logging("remote: Counting objects:   5% (1/20)"));
+        assert!(!t.worth_logging("remote: Counting objects:   9% (2/20)"));
+        assert!(t.worth_logging("remote: Compressing objects:   9% (2/20)"));
+        let f = t.fraction("Resolving deltas:  50% (2/5)").unwrap_or(0.0);
+        assert!((f - 0.95).abs() < 1e-9);
+    }
+}

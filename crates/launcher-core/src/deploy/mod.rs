@@ -1,0 +1,150 @@
+//! The MaiBot deploy engine: version listing, request validation, and the deploy job
+//! (fetch → environment → configure → EULA), reporting through a [`DeploySink`] and
+//! returning a [`DeployOutcome`] for the caller to register.
+//!
+//! Flow for a caller (the job layer):
+//! 1. [`Deployer::validate`] — synchronous refusal with a stable code, before a job exists.
+//!    Name uniqueness is the caller's check (it owns the database).
+//! 2. Create the job, then [`Deployer::run`] with its id, a sink and a [`CancelToken`].
+//!    Cancel by tripping the token (not by aborting the task, which would skip cleanup —
+//!    though running tools are still killed with their process group).
+//! 3. On success, register [`DeployOutcome::components`] (argv included) and report
+//!    [`Phase::Register`] progress 96–100 yourself.
+//!
+//! Safety rules kept here: every directory the job creates is marked
+//! ([`cleanup::MARKER_FILE`]) before anything is put in it, and only marked directories are
+//! ever removed; pre-existing directories are only used when empty; each external command
+//! runs in its own process group and is killed as a group on cancel/timeout.
+
+pub mod cancel;
+pub mod cleanup;
+pub mod config;
+pub mod configure;
+mod env;
+pub mod error;
+pub mod eula;
+mod fetch;
+pub mod inspect;
+mod md5;
+mod process;
+pub mod recipe;
+mod runner;
+pub mod sink;
+pub mod validate;
+pub mod versions;
+
+pub use cancel::CancelToken;
+pub use cleanup::{
+    MARKER_FILE, Marker, MarkerRole, RemovalReport, cleanup, read_marker, remove_owned,
+};
+pub use config::{DeployConfig, Source, SourcesConfig, Timeouts, UseUv};
+pub use env::{VENV_DIR, venv_python};
+pub use error::{DeployError, ValidationError};
+pub use inspect::{ConfigFiles, Inspection, InstallKind, inspect};
+pub use recipe::{Layout, Recipe};
+pub use runner::{ComponentPlan, DeployOutcome};
+pub use sink::{DeploySink, LogLevel, MonotonicProgress, Phase};
+pub use validate::{
+    AdapterPlan, ComponentKind, ComponentRequest, DeployPlan, DeployRequest, Installer, PythonInfo,
+    ValidationContext,
+};
+pub use versions::{RefKind, VersionEntry, VersionList};
+
+use versions::VersionCache;
+
+/// The deploy engine: configuration plus the version cache. Share one per process.
+#[derive(Debug)]
+pub struct Deployer {
+    config: DeployConfig,
+    versions: VersionCache,
+}
+
+impl Deployer {
+    /// An engine with `config`.
+    pub fn new(config: DeployConfig) -> Self {
+        let versions = VersionCache::new(config.versions_cache_ttl());
+        Self { config, versions }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DeployConfig {
+        &self.config
+    }
+
+    /// MaiBot's deployable versions: cached for `versions_cache_ttl`; when a refresh fails
+    /// the last good list is returned with `stale: true` and the error. `Err`
+    /// ([`ValidationError::VersionsUnavailable`]) only when nothing was ever fetched.
+    pub async fn versions(&self) -> Result<VersionList, ValidationError> {
+        self.versions_inner(false).await
+    }
+
+    /// Like [`versions`](Self::versions) but always asks the remote first.
+    pub async fn refresh_versions(&self) -> Result<VersionList, ValidationError> {
+        self.versions_inner(true).await
+    }
+
+    async fn versions_inner(&self, force: bool) -> Result<VersionList, ValidationError> {
+        self.versions
+            .get(
+                force,
+                &self.config.git,
+                &self.config.sources.maibot,
+                self.config.timeouts.ls_remote(),
+            )
+            .await
+            .map_err(ValidationError::VersionsUnavailable)
+    }
+
+    /// Phase 1: checks the request against the host and upstream and resolves it into a
+    /// plan. Order: name, host, paths, ports, components (no I/O beyond stat/bind), then
+    /// git, the version list, the recipe, Python and uv.
+    pub async fn validate(
+        &self,
+        req: &DeployRequest,
+        ctx: &ValidationContext,
+    ) -> Result<DeployPlan, ValidationError> {
+        let (r, c) = (req.clone(), ctx.clone());
+        let (install_path, port, adapter) =
+            tokio::task::spawn_blocking(move || validate::check_request(&r, &c))
+                .await
+                .map_err(|e| ValidationError::PathUnreadable {
+                    path: req.install_path.clone().into(),
+                    message: format!("validation thread failed: {e}"),
+                })??;
+
+        validate::check_git(&self.config.git).await?;
+        let list = self.versions().await?;
+        let (entry, recipe) = validate::check_version(&list, &req.version)?;
+        let min_py = recipe.map_or_else(recipe::min_python_any, |r| r.min_python);
+        let python = validate::find_python(self.config.python.as_deref(), min_py).await?;
+        let installer = validate::choose_installer(&self.config).await?;
+        Ok(DeployPlan {
+            instance_name: req.instance_name.trim().to_string(),
+            install_path,
+            version: entry.clone(),
+            recipe,
+            host: req.host.clone(),
+            port,
+            adapter,
+            python,
+            git: self.config.git.clone(),
+            installer,
+            eula_accepted: req.eula_accepted,
+        })
+    }
+
+    /// Phases 2–5 for a validated plan. On failure or cancel, removes exactly the
+    /// directories this job marked and returns the phase, the real message and what was
+    /// removed or kept.
+    pub async fn run(
+        &self,
+        plan: DeployPlan,
+        job_id: &str,
+        sink: &dyn DeploySink,
+        cancel: &CancelToken,
+    ) -> Result<DeployOutcome, DeployError> {
+        runner::Runner::new(&self.config, plan, job_id, sink, cancel)
+            .run()
+            .await
+    }
+}

@@ -1,0 +1,531 @@
+//! Phase 1: everything checkable before a job exists. A request that passes becomes a
+//! [`DeployPlan`] with resolved paths, tools and recipe; the runner trusts nothing else.
+
+use super::config::{DeployConfig, UseUv};
+use super::error::ValidationError;
+use super::process::{self, Cmd};
+use super::recipe::{self, Recipe};
+use super::versions::{RefKind, VersionEntry, VersionList};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// Longest accepted instance name, in characters.
+pub const NAME_MAX_CHARS: usize = 64;
+/// The adapter's directory under the install path when the request gives none.
+pub const DEFAULT_ADAPTER_DIR: &str = "napcat-ada";
+/// The adapter's napcat-side port when the request gives none.
+pub const DEFAULT_ADAPTER_PORT: u16 = 8095;
+const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A component this launcher can deploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ComponentKind {
+    /// MaiBot core.
+    #[serde(rename = "main")]
+    Main,
+    /// MaiBot-Napcat-Adapter.
+    #[serde(rename = "napcat-ada")]
+    NapcatAdapter,
+}
+
+impl ComponentKind {
+    /// Wire name (`main`, `napcat-ada`), as the frontend uses it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentKind::Main => "main",
+            ComponentKind::NapcatAdapter => "napcat-ada",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "main" => Some(ComponentKind::Main),
+            "napcat-ada" => Some(ComponentKind::NapcatAdapter),
+            _ => None,
+        }
+    }
+}
+
+/// One requested component.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ComponentRequest {
+    /// `main` or `napcat-ada`.
+    pub kind: String,
+    /// Adapter directory (`~` allowed); `<install_path>/napcat-ada` when absent. Ignored for
+    /// `main`, which always lives at the install path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Adapter's napcat-side port (default 8095). Ignored for `main` (see
+    /// [`DeployRequest::port`]).
+    #[serde(default)]
+    pub port: Option<u32>,
+}
+
+fn default_host() -> String {
+    "127.0.0.1".to_string()
+}
+
+/// What a client asks to deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DeployRequest {
+    /// Display name (letters, digits, space, `-_.`; at most 64 characters). Uniqueness is
+    /// the caller's check against its database.
+    pub instance_name: String,
+    /// MaiBot directory; `~` means `$HOME`. Must be absent or empty.
+    pub install_path: String,
+    /// A tag or branch from the version list.
+    pub version: String,
+    /// MaiBot's listen address (`HOST`).
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// MaiBot's port (`PORT`, and the adapter's MaiBot-side port).
+    pub port: u32,
+    /// Extra components; `main` is always deployed and may be listed.
+    #[serde(default)]
+    pub components: Vec<ComponentRequest>,
+    /// The user read and accepted MaiBot's EULA and privacy policy.
+    #[serde(default)]
+    pub eula_accepted: bool,
+}
+
+/// Facts about the host that only the caller knows.
+#[derive(Debug, Clone, Default)]
+pub struct ValidationContext {
+    /// Directories that must neither contain nor be inside an install path (the launcher's
+    /// data directory, its log directory).
+    pub forbidden_roots: Vec<PathBuf>,
+    /// Ports configured for other instances.
+    pub ports_in_use: HashSet<u16>,
+    /// The home directory `~` expands to; also refused as an install path.
+    pub home: Option<PathBuf>,
+}
+
+impl ValidationContext {
+    /// A context with `home` from `$HOME`.
+    pub fn from_env(forbidden_roots: Vec<PathBuf>, ports_in_use: HashSet<u16>) -> Self {
+        Self {
+            forbidden_roots,
+            ports_in_use,
+            home: std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from),
+        }
+    }
+}
+
+/// A Python interpreter that answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PythonInfo {
+    /// `sys.executable`, absolute.
+    pub path: PathBuf,
+    /// `(major, minor, micro)`.
+    pub version: (u32, u32, u32),
+}
+
+impl PythonInfo {
+    /// `3.11.7`.
+    pub fn version_string(&self) -> String {
+        format!("{}.{}.{}", self.version.0, self.version.1, self.version.2)
+    }
+}
+
+/// How environments get made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Installer {
+    /// `uv venv` + `uv pip install`, with this `uv`.
+    Uv(PathBuf),
+    /// `python -m venv` + `python -m pip install`.
+    Pip,
+}
+
+/// The adapter part of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterPlan {
+    /// Adapter directory (resolved, absolute).
+    pub path: PathBuf,
+    /// Napcat-side port.
+    pub port: u16,
+}
+
+/// A validated request: the only input the runner accepts. It cannot be built outside
+/// the crate (`non_exhaustive`), so every plan a caller holds passed the checks.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeployPlan {
+    /// Instance display name.
+    pub instance_name: String,
+    /// MaiBot directory (resolved, absolute).
+    pub install_path: PathBuf,
+    /// The version to check out.
+    pub version: VersionEntry,
+    /// The recipe for a tag; `None` for a branch until its tree is seen.
+    pub recipe: Option<&'static Recipe>,
+    /// MaiBot host.
+    pub host: String,
+    /// MaiBot port.
+    pub port: u16,
+    /// The adapter, when requested.
+    pub adapter: Option<AdapterPlan>,
+    /// The interpreter environments are created from.
+    pub python: PythonInfo,
+    /// Git executable.
+    pub git: PathBuf,
+    /// uv or pip.
+    pub installer: Installer,
+    /// Write MaiBot's confirmation files.
+    pub eula_accepted: bool,
+}
+
+/// Checks the request's own fields (name, host, paths, ports, components) — everything
+/// that needs neither the network nor external tools. Blocking (filesystem and socket
+/// probes); [`super::Deployer::validate`] runs it on a blocking thread.
+pub fn check_request(
+    req: &DeployRequest,
+    ctx: &ValidationContext,
+) -> Result<(PathBuf, u16, Option<AdapterPlan>), ValidationError> {
+    check_name(&req.instance_name)?;
+    check_host(&req.host)?;
+    let home = ctx.home.as_deref();
+    let install = resolve_path(&req.install_path, home)?;
+    check_target_dir(&install, ctx)?;
+
+    let port = check_port_range(req.port)?;
+    let mut adapter_req: Option<&ComponentRequest> = None;
+    let mut seen_main = false;
+    for c in &req.components {
+        match ComponentKind::parse(&c.kind) {
+            Some(ComponentKind::Main) if seen_main => {
+                return Err(ValidationError::DuplicateComponent(c.kind.clone()));
+            }
+            Some(ComponentKind::Main) => seen_main = true,
+            Some(ComponentKind::NapcatAdapter) if adapter_req.is_some() => {
+                return Err(ValidationError::DuplicateComponent(c.kind.clone()));
+            }
+            Some(ComponentKind::NapcatAdapter) => adapter_req = Some(c),
+            None => return Err(ValidationError::UnknownComponent(c.kind.clone())),
+        }
+    }
+
+    let adapter = match adapter_req {
+        None => None,
+        Some(c) => {
+            let path = match &c.path {
+                Some(p) if !p.trim().is_empty() => {
+                    let p = resolve_path(p, home)?;
+                    if install.starts_with(&p) {
+                        return Err(ValidationError::AdapterPathOverlap(p));
+                    }
+                    check_target_dir(&p, ctx)?;
+                    p
+                }
+                _ => install.join(DEFAULT_ADAPTER_DIR),
+            };
+            let aport = match c.port {
+                Some(p) => check_port_range(p)?,
+                None => DEFAULT_ADAPTER_PORT,
+            };
+            Some(AdapterPlan { path, port: aport })
+        }
+    };
+
+    let mut ports = vec![port];
+    ports.extend(adapter.as_ref().map(|a| a.port));
+    let mut seen = HashSet::new();
+    for p in &ports {
+        if !seen.insert(*p) {
+            return Err(ValidationError::PortDuplicate(*p));
+        }
+        if ctx.ports_in_use.contains(p) {
+            return Err(ValidationError::PortInUse(*p));
+        }
+        if port_bound(*p) {
+            return Err(ValidationError::PortBound(*p));
+        }
+    }
+    Ok((install, port, adapter))
+}
+
+/// Name rules: non-empty after trimming, at most 64 characters, only letters and digits
+/// (any script, so Chinese names work), space, `-`, `_`, `.`; not only dots.
+pub fn check_name(name: &str) -> Result<(), ValidationError> {
+    if name.trim().is_empty() {
+        return Err(ValidationError::NameEmpty);
+    }
+    if name.chars().count() > NAME_MAX_CHARS {
+        return Err(ValidationError::NameTooLong {
+            max: NAME_MAX_CHARS,
+        });
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.')))
+    {
+        return Err(ValidationError::NameInvalidChar(c));
+    }
+    if name.trim().chars().all(|c| c == '.') {
+        return Err(ValidationError::NameInvalidChar('.'));
+    }
+    Ok(())
+}
+
+fn check_host(host: &str) -> Result<(), ValidationError> {
+    if host == "localhost" || host.parse::<IpAddr>().is_ok() {
+        Ok(())
+    } else {
+        Err(ValidationError::InvalidHost(host.to_string()))
+    }
+}
+
+fn check_port_range(p: u32) -> Result<u16, ValidationError> {
+    match u16::try_from(p) {
+        Ok(v) if v >= 1024 => Ok(v),
+        _ => Err(ValidationError::PortOutOfRange(p)),
+    }
+}
+
+/// True when binding the port on 127.0.0.1 or 0.0.0.0 fails (something holds it).
+pub fn port_bound(port: u16) -> bool {
+    [Ipv4Addr::LOCALHOST, Ipv4Addr::UNSPECIFIED]
+        .into_iter()
+        .any(|ip| TcpListener::bind((ip, port)).is_err())
+}
+
+/// Expands `~`/`~/…` with `home`, requires an absolute path, removes `.`/`..` lexically and
+/// resolves symlinks in the part that exists, so later prefix checks compare real paths.
+pub fn resolve_path(raw: &str, home: Option<&Path>) -> Result<PathBuf, ValidationError> {
+    if raw.trim().is_empty() {
+        return Err(ValidationError::PathEmpty);
+    }
+    if let Some(c) = raw.chars().find(|c| c.is_control()) {
+        return Err(ValidationError::PathInvalidChar(c));
+    }
+    let expanded = if raw == "~" || raw.starts_with("~/") {
+        match home {
+            Some(h) => h.join(raw.trim_start_matches('~').trim_start_matches('/')),
+            None => return Err(ValidationError::PathTilde(raw.to_string())),
+        }
+    } else if raw.starts_with('~') {
+        return Err(ValidationError::PathTilde(raw.to_string()));
+    } else {
+        PathBuf::from(raw)
+    };
+    if !expanded.is_absolute() {
+        return Err(ValidationError::PathNotAbsolute(raw.to_string()));
+    }
+    Ok(canonical_prefix(&normalize(&expanded)))
+}
+
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Prefix(x) => out.push(x.as_os_str()),
+            Component::RootDir => out.push(Component::RootDir.as_os_str()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+        }
+    }
+    out
+}
+
+/// Canonicalizes the deepest existing ancestor and re-appends the rest.
+fn canonical_prefix(p: &Path) -> PathBuf {
+    let mut existing = p.to_path_buf();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        if std::fs::symlink_metadata(&existing).is_ok()
+            && let Ok(c) = std::fs::canonicalize(&existing)
+        {
+            let mut out = c;
+            for r in rest.iter().rev() {
+                out.push(r);
+            }
+            return out;
+        }
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return p.to_path_buf(),
+        }
+    }
+}
+
+/// Root, home and forbidden-root rules, then "absent or empty directory".
+fn check_target_dir(p: &Path, ctx: &ValidationContext) -> Result<(), ValidationError> {
+    if p.parent().is_none() {
+        return Err(ValidationError::PathIsRoot(p.to_path_buf()));
+    }
+    if let Some(home) = &ctx.home {
+        let home = canonical_prefix(&normalize(home));
+        if home.starts_with(p) {
+            return Err(ValidationError::PathIsHome(p.to_path_buf()));
+        }
+    }
+    // Other users' homes and root's.
+    let parent = p.parent().unwrap_or(p);
+    if parent == Path::new("/home") || parent == Path::new("/Users") || p == Path::new("/root") {
+        return Err(ValidationError::PathIsHome(p.to_path_buf()));
+    }
+    for root in &ctx.forbidden_roots {
+        let root = canonical_prefix(&normalize(root));
+        if p.starts_with(&root) || root.starts_with(p) {
+            return Err(ValidationError::PathForbidden {
+                path: p.to_path_buf(),
+                root,
+            });
+        }
+    }
+    match std::fs::symlink_metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ValidationError::PathUnreadable {
+            path: p.to_path_buf(),
+            message: e.to_string(),
+        }),
+        Ok(m) if !m.is_dir() => Err(ValidationError::PathNotDir(p.to_path_buf())),
+        Ok(_) => match std::fs::read_dir(p) {
+            Ok(mut it) => {
+                if it.next().is_some() {
+                    Err(ValidationError::PathNotEmpty(p.to_path_buf()))
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => Err(ValidationError::PathUnreadable {
+                path: p.to_path_buf(),
+                message: e.to_string(),
+            }),
+        },
+    }
+}
+
+/// The version entry and the recipe for it (tags by range; branches later, from the tree).
+pub fn check_version<'a>(
+    list: &'a VersionList,
+    version: &str,
+) -> Result<(&'a VersionEntry, Option<&'static Recipe>), ValidationError> {
+    let entry = list
+        .find(version)
+        .ok_or_else(|| ValidationError::UnknownVersion(version.to_string()))?;
+    match entry.kind {
+        RefKind::Branch => Ok((entry, None)),
+        RefKind::Tag => match recipe::recipe_for_tag(&entry.name) {
+            Some(r) => Ok((entry, Some(r))),
+            None => Err(ValidationError::NoRecipe(entry.name.clone())),
+        },
+    }
+}
+
+/// `git --version` answers.
+pub async fn check_git(git: &Path) -> Result<String, ValidationError> {
+    let cmd = Cmd::new(git).arg("--version");
+    let fail = |detail: String| ValidationError::ToolMissing {
+        tool: "git".to_string(),
+        detail,
+        config_key: "deploy.git",
+    };
+    match process::capture(&cmd, PROBE_TIMEOUT, None).await {
+        Ok((fin, out)) if fin.status.success() => Ok(out.join(" ")),
+        Ok((fin, _)) => Err(fail(format!(
+            "{} --version: {}",
+            git.display(),
+            fin.failure_summary()
+        ))),
+        Err(e) => Err(fail(e.to_string())),
+    }
+}
+
+const PY_PROBE: &str = "import sys; sys.stdout.write('%s\\n%d.%d.%d\\n' % (sys.executable, \
+                        sys.version_info[0], sys.version_info[1], sys.version_info[2]))";
+
+async fn probe_python(p: &Path) -> Result<PythonInfo, String> {
+    let cmd = Cmd::new(p).args(["-c", PY_PROBE]);
+    let (fin, out) = process::capture(&cmd, PROBE_TIMEOUT, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !fin.status.success() {
+        return Err(fin.failure_summary());
+    }
+    let (Some(exe), Some(ver)) = (out.first(), out.get(1)) else {
+        return Err("unexpected output".to_string());
+    };
+    let nums: Vec<u32> = ver.split('.').filter_map(|n| n.parse().ok()).collect();
+    match nums.as_slice() {
+        [a, b, c] => Ok(PythonInfo {
+            path: PathBuf::from(exe),
+            version: (*a, *b, *c),
+        }),
+        _ => Err(format!("unexpected version {ver:?}")),
+    }
+}
+
+/// The configured interpreter, or the first of `python3`, `python`, `python3.14` …
+/// `python3.10` on `PATH`, that is at least `min`.
+pub async fn find_python(
+    configured: Option<&Path>,
+    min: (u32, u32),
+) -> Result<PythonInfo, ValidationError> {
+    let candidates: Vec<PathBuf> = match configured {
+        Some(p) => vec![p.to_path_buf()],
+        None => ["python3", "python"]
+            .into_iter()
+            .map(PathBuf::from)
+            .chain(
+                (10..=14)
+                    .rev()
+                    .map(|m| PathBuf::from(format!("python3.{m}"))),
+            )
+            .collect(),
+    };
+    let mut tried = Vec::new();
+    for c in &candidates {
+        match probe_python(c).await {
+            Ok(info) if (info.version.0, info.version.1) >= min => return Ok(info),
+            Ok(info) => tried.push(format!(
+                "{} is {} (too old)",
+                c.display(),
+                info.version_string()
+            )),
+            Err(e) => tried.push(format!("{}: {e}", c.display())),
+        }
+    }
+    Err(ValidationError::ToolMissing {
+        tool: format!("python >= {}.{}", min.0, min.1),
+        detail: tried.join("; "),
+        config_key: "deploy.python",
+    })
+}
+
+/// uv or pip according to `deploy.use_uv`.
+pub async fn choose_installer(cfg: &DeployConfig) -> Result<Installer, ValidationError> {
+    if cfg.use_uv == UseUv::Never {
+        return Ok(Installer::Pip);
+    }
+    let uv = cfg.uv.clone().unwrap_or_else(|| PathBuf::from("uv"));
+    let probe = process::capture(&Cmd::new(&uv).arg("--version"), PROBE_TIMEOUT, None).await;
+    let detail = match probe {
+        Ok((fin, _)) if fin.status.success() => return Ok(Installer::Uv(uv)),
+        Ok((fin, _)) => fin.failure_summary(),
+        Err(e) => e.to_string(),
+    };
+    match cfg.use_uv {
+        UseUv::Always => Err(ValidationError::ToolMissing {
+            tool: "uv".to_string(),
+            detail: format!("{}: {detail} (deploy.use_uv = always)", uv.display()),
+            config_key: "deploy.uv",
+        }),
+        _ => Ok(Installer::Pip),
+    }
+}

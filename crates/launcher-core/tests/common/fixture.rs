@@ -1,0 +1,277 @@
+//! Fixture git repositories that look like MaiBot and MaiBot-Napcat-Adapter, built with the
+//! real `git` in a temporary directory and served over `file://` (so `--depth 1` works as
+//! it does over the network). Nothing here touches the network.
+//!
+//! MaiBot fixture (`maibot.git`):
+//! - commit A: `bot.py`, comment-only `requirements.txt`, `template/` with
+//!   `bot_config_template.toml`, `lpmm_config_template.toml`, `template.env`, `EULA.md`
+//!   (CRLF + Chinese, to exercise MaiBot's text-mode hashing), `PRIVACY.md`,
+//!   `src/config/config.py` (`MMC_VERSION`) — tag `0.9.0` (lightweight), plus the
+//!   non-version tag `EasyInstall-windows`;
+//! - commit B: `MMC_VERSION = "0.10.1"` — tag `0.10.1` (annotated), branch `main`;
+//! - commit C: `template/` removed (1.x layout) — tag `1.0.0`, branch `dev`.
+//!
+//! Adapter fixture (`adapter.git`): `main.py`, `requirements.txt`,
+//! `template/template_config.toml` with commented `[Napcat_Server]` and `[MaiBot_Server]`
+//! tables — tag `0.10.1`, then one more commit on the default branch `main`.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use launcher_core::deploy::{Source, SourcesConfig};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tempfile::TempDir;
+
+/// `template/template.env` of the fixture.
+pub const TEMPLATE_ENV: &str = "HOST=127.0.0.1\nPORT=8000\n# comment\nOTHER_PORT=1\n";
+
+/// `template/bot_config_template.toml` of the fixture.
+pub const BOT_CONFIG_TEMPLATE: &str = "\
+# MaiBot bot config (fixture)
+[inner]
+version = \"1.2.3\" # bump when the layout changes
+
+[bot]
+nickname = \"麦麦\" # the bot's name
+";
+
+/// `template/lpmm_config_template.toml` of the fixture.
+pub const LPMM_TEMPLATE: &str = "\
+# knowledge base
+[lpmm]
+enable = false # off by default
+";
+
+/// `template/template_config.toml` of the adapter fixture.
+pub const ADAPTER_TEMPLATE: &str = "\
+[inner]
+version = \"0.1.2\" # 版本号
+
+[Napcat_Server] # Napcat 连接的 ws 服务设置
+host = \"localhost\" # Napcat 设定的主机地址
+port = 8095        # Napcat 设定的端口
+heartbeat_interval = 30
+
+[MaiBot_Server] # 连接麦麦的 ws 服务设置
+host = \"localhost\" # 麦麦在 .env 文件中设置的主机地址
+port = 8000        # 麦麦在 .env 文件中设置的端口
+";
+
+/// `EULA.md` of the fixture (CRLF line ends on purpose).
+pub const EULA: &str = "# 最终用户许可协议\r\nUse at your own risk.\r\n";
+/// `PRIVACY.md` of the fixture.
+pub const PRIVACY: &str = "# Privacy\nWe store chat logs locally.\n";
+
+/// Knobs for a fixture variant.
+#[derive(Debug, Clone)]
+pub struct FixtureOptions {
+    /// MaiBot's `requirements.txt` (all commits).
+    pub maibot_requirements: String,
+}
+
+impl Default for FixtureOptions {
+    fn default() -> Self {
+        Self {
+            maibot_requirements: "# no third-party packages in the fixture\n".to_string(),
+        }
+    }
+}
+
+/// The built repositories; removed when dropped.
+pub struct Fixture {
+    pub dir: TempDir,
+    /// Bare MaiBot repository.
+    pub maibot: PathBuf,
+    /// Bare adapter repository.
+    pub adapter: PathBuf,
+}
+
+impl Fixture {
+    /// Builds the default fixture.
+    pub fn build() -> Self {
+        Self::build_with(FixtureOptions::default())
+    }
+
+    /// Builds a fixture variant.
+    pub fn build_with(opts: FixtureOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let maibot = build_maibot(dir.path(), &opts);
+        let adapter = build_adapter(dir.path());
+        Self {
+            dir,
+            maibot,
+            adapter,
+        }
+    }
+
+    /// `file://` URL of the MaiBot repository.
+    pub fn maibot_url(&self) -> String {
+        file_url(&self.maibot)
+    }
+
+    /// `file://` URL of the adapter repository.
+    pub fn adapter_url(&self) -> String {
+        file_url(&self.adapter)
+    }
+
+    /// A `file://` URL under the fixture directory that does not exist.
+    pub fn unreachable_url(&self) -> String {
+        file_url(&self.dir.path().join("no-such-mirror.git"))
+    }
+
+    /// Sources pointing at the fixture, no mirrors.
+    pub fn sources(&self) -> SourcesConfig {
+        SourcesConfig {
+            maibot: Source::new(self.maibot_url(), Vec::<String>::new()),
+            adapter: Source::new(self.adapter_url(), Vec::<String>::new()),
+        }
+    }
+
+    /// Sources whose primary URLs are unreachable and whose first mirror is the fixture.
+    pub fn sources_via_mirror(&self) -> SourcesConfig {
+        SourcesConfig {
+            maibot: Source::new(self.unreachable_url(), [self.maibot_url()]),
+            adapter: Source::new(self.unreachable_url(), [self.adapter_url()]),
+        }
+    }
+
+    /// The commit a ref of the MaiBot repository resolves to.
+    pub fn maibot_commit(&self, rev: &str) -> String {
+        let out = git_out(&self.maibot, &["rev-parse", &format!("{rev}^{{commit}}")]);
+        out.trim().to_string()
+    }
+}
+
+pub fn file_url(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+/// Runs git with a fixed identity and no user/system configuration.
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = git_command(dir, args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn git_out(dir: &Path, args: &[&str]) -> String {
+    let out = git_command(dir, args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn git_command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("git");
+    c.current_dir(dir)
+        .args([
+            "-c",
+            "user.name=Fixture",
+            "-c",
+            "user.email=fixture@example.invalid",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "tag.gpgsign=false",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0");
+    c
+}
+
+fn write(root: &Path, rel: &str, body: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, body).unwrap();
+}
+
+fn config_py(version: &str) -> String {
+    format!("import os\n\n# hard-coded, as upstream does\nMMC_VERSION = \"{version}\"\n")
+}
+
+fn build_maibot(base: &Path, opts: &FixtureOptions) -> PathBuf {
+    let work = base.join("maibot-work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q"]);
+    write(&work, "bot.py", "print('MaiBot fixture')\n");
+    write(&work, "requirements.txt", &opts.maibot_requirements);
+    write(
+        &work,
+        "template/bot_config_template.toml",
+        BOT_CONFIG_TEMPLATE,
+    );
+    write(&work, "template/lpmm_config_template.toml", LPMM_TEMPLATE);
+    write(&work, "template/template.env", TEMPLATE_ENV);
+    write(&work, "EULA.md", EULA);
+    write(&work, "PRIVACY.md", PRIVACY);
+    write(&work, "src/config/config.py", &config_py("0.9.0"));
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "0.9.0"]);
+    git(&work, &["tag", "0.9.0"]);
+    git(&work, &["tag", "EasyInstall-windows"]);
+
+    write(&work, "src/config/config.py", &config_py("0.10.1"));
+    git(&work, &["commit", "-q", "-am", "0.10.1"]);
+    git(&work, &["tag", "-a", "0.10.1", "-m", "release 0.10.1"]);
+    git(&work, &["branch", "-f", "release-0.x"]);
+
+    git(&work, &["rm", "-q", "-r", "template"]);
+    write(&work, "src/config/config.py", &config_py("1.0.0"));
+    git(
+        &work,
+        &["commit", "-q", "-am", "1.0.0: MaiBot writes its own config"],
+    );
+    git(&work, &["tag", "1.0.0"]);
+    git(&work, &["branch", "-f", "dev"]);
+    // main stays on the 0.x layout so branch deploys exercise both detections.
+    git(&work, &["checkout", "-q", "dev"]);
+    git(&work, &["branch", "-f", "main", "release-0.x"]);
+    git(&work, &["checkout", "-q", "main"]);
+
+    let bare = base.join("maibot.git");
+    git(
+        base,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    bare
+}
+
+fn build_adapter(base: &Path) -> PathBuf {
+    let work = base.join("adapter-work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q"]);
+    write(&work, "main.py", "print('adapter fixture')\n");
+    write(&work, "requirements.txt", "# nothing to install\n");
+    write(&work, "template/template_config.toml", ADAPTER_TEMPLATE);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "adapter 0.10.1"]);
+    git(&work, &["tag", "0.10.1"]);
+    write(&work, "main.py", "print('adapter fixture, newer')\n");
+    git(&work, &["commit", "-q", "-am", "adapter: newer"]);
+    let bare = base.join("adapter.git");
+    git(
+        base,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    bare
+}

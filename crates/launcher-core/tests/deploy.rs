@@ -1,0 +1,863 @@
+//! Black-box tests of the deploy engine with real git, real Python and real venvs against
+//! fixture repositories served over file://. No test touches the network.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::fixture::{self, Fixture, FixtureOptions};
+use common::{RecordingSink, free_port, python_at_least, uv_available};
+use launcher_core::deploy::{
+    CancelToken, ComponentKind, ComponentRequest, DeployConfig, DeployError, DeployRequest,
+    Deployer, InstallKind, Installer, Layout, LogLevel, MARKER_FILE, Phase, RefKind, Source, UseUv,
+    ValidationContext, ValidationError, inspect, remove_owned,
+};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn config(fx: &Fixture) -> DeployConfig {
+    DeployConfig {
+        sources: fx.sources(),
+        use_uv: UseUv::Never,
+        ..DeployConfig::default()
+    }
+}
+
+fn ctx(home: &Path) -> ValidationContext {
+    ValidationContext {
+        forbidden_roots: Vec::new(),
+        ports_in_use: HashSet::new(),
+        home: Some(home.to_path_buf()),
+    }
+}
+
+fn request(install: &Path, version: &str, with_adapter: bool) -> DeployRequest {
+    let mut components = vec![ComponentRequest {
+        kind: "main".to_string(),
+        path: None,
+        port: None,
+    }];
+    if with_adapter {
+        components.push(ComponentRequest {
+            kind: "napcat-ada".to_string(),
+            path: None,
+            port: Some(u32::from(free_port())),
+        });
+    }
+    DeployRequest {
+        instance_name: "麦麦 test-1".to_string(),
+        install_path: install.display().to_string(),
+        version: version.to_string(),
+        host: "127.0.0.1".to_string(),
+        port: u32::from(free_port()),
+        components,
+        eula_accepted: true,
+    }
+}
+
+/// MD5 of a text file as MaiBot's bot.py computes it (Python text mode), via real Python.
+fn python_md5(path: &Path) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib,sys; print(hashlib.md5(open(sys.argv[1], 'r', encoding='utf-8').read().encode('utf-8')).hexdigest())",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+async fn deploy_full(installer: UseUv) -> Duration {
+    let fx = Fixture::build();
+    let work = tempfile::tempdir().unwrap();
+    let install = work.path().join("instances").join("bot1");
+    let mut cfg = config(&fx);
+    cfg.sources = fx.sources_via_mirror();
+    cfg.use_uv = installer;
+    let deployer = Deployer::new(cfg);
+    let req = request(&install, "0.10.1", true);
+    let plan = deployer.validate(&req, &ctx(work.path())).await.unwrap();
+    let sink = RecordingSink::default();
+    let started = Instant::now();
+    let out = deployer
+        .run(plan, "job-full", &sink, &CancelToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("deploy failed: {e}\n{}", sink.dump()));
+    let took = started.elapsed();
+    if std::env::var_os("DEPLOY_DUMP").is_some() {
+        eprintln!("{}", sink.dump());
+        eprintln!("{:?}", sink.phases());
+    }
+
+    // Outcome.
+    assert_eq!(out.install_path, install);
+    assert_eq!(out.version, "0.10.1");
+    assert_eq!(out.adapter_version.as_deref(), Some("0.10.1"));
+    assert_eq!(out.layout, Layout::V0);
+    assert!(out.eula_confirmed);
+    assert_eq!(out.components.len(), 2);
+    let main = &out.components[0];
+    let ada = &out.components[1];
+    assert_eq!(main.kind, ComponentKind::Main);
+    assert_eq!(main.port, u16::try_from(req.port).unwrap());
+    assert_eq!(main.python, install.join(".venv/bin/python"));
+    assert_eq!(
+        main.argv,
+        vec![main.python.display().to_string(), "bot.py".to_string()]
+    );
+    assert!(main.python.exists());
+    assert_eq!(ada.kind, ComponentKind::NapcatAdapter);
+    assert_eq!(ada.path, install.join("napcat-ada"));
+    assert_eq!(ada.argv[1], "main.py");
+    assert!(ada.python.exists());
+    // instances/ was missing: created as a parent, then bot1, then the adapter dir.
+    assert_eq!(
+        out.created_dirs,
+        vec![
+            work.path().join("instances"),
+            install.clone(),
+            install.join("napcat-ada")
+        ]
+    );
+
+    // Config files: template bytes kept, exactly HOST/PORT changed.
+    let env = std::fs::read_to_string(install.join(".env")).unwrap();
+    assert_eq!(
+        env,
+        format!(
+            "HOST=127.0.0.1\nPORT={}\n# comment\nOTHER_PORT=1\n",
+            req.port
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(install.join("config/bot_config.toml")).unwrap(),
+        fixture::BOT_CONFIG_TEMPLATE
+    );
+    assert_eq!(
+        std::fs::read_to_string(install.join("config/lpmm_config.toml")).unwrap(),
+        fixture::LPMM_TEMPLATE
+    );
+    let ada_cfg = std::fs::read_to_string(install.join("napcat-ada/config.toml")).unwrap();
+    let expected = fixture::ADAPTER_TEMPLATE
+        .replace(
+            "port = 8095        # Napcat",
+            &format!("port = {}        # Napcat", ada.port),
+        )
+        .replace(
+            "port = 8000        # 麦麦",
+            &format!("port = {}        # 麦麦", main.port),
+        );
+    assert_eq!(ada_cfg, expected, "adapter config:\n{ada_cfg}");
+
+    // EULA files hold exactly what MaiBot computes.
+    assert_eq!(
+        std::fs::read_to_string(install.join("eula.confirmed")).unwrap(),
+        python_md5(&install.join("EULA.md"))
+    );
+    assert_eq!(
+        std::fs::read_to_string(install.join("privacy.confirmed")).unwrap(),
+        python_md5(&install.join("PRIVACY.md"))
+    );
+
+    // Markers exist and git does not see them (nor the nested adapter).
+    assert!(install.join(MARKER_FILE).is_file());
+    assert!(install.join("napcat-ada").join(MARKER_FILE).is_file());
+    let status = fixture::git_out(&install, &["status", "--porcelain", "--ignored=no"]);
+    assert!(!status.contains(MARKER_FILE), "git status: {status}");
+    assert!(!status.contains("napcat-ada"), "git status: {status}");
+    let ada_status = fixture::git_out(&install.join("napcat-ada"), &["status", "--porcelain"]);
+    assert!(!ada_status.contains(MARKER_FILE), "{ada_status}");
+
+    // Mirror fallback was used and logged; progress honest; statuses final.
+    assert!(sink.has_log("trying the next URL"), "{}", sink.dump());
+    assert!(sink.has_log("adapter: using tag 0.10.1"), "{}", sink.dump());
+    sink.assert_monotonic();
+    assert_eq!(sink.phases().last(), Some(&(Phase::Eula, 96)));
+    assert!(sink.phases().iter().any(|(p, _)| *p == Phase::Environment));
+    assert_eq!(sink.last_status("main").as_deref(), Some("completed"));
+    assert_eq!(sink.last_status("napcat-ada").as_deref(), Some("completed"));
+
+    // Inspection of what was deployed.
+    let ins = inspect(&install).await;
+    assert_eq!(ins.kind, InstallKind::MaiBot);
+    assert!(ins.has_bot_py && ins.has_venv && ins.owned);
+    assert_eq!(ins.version.as_deref(), Some("0.10.1"));
+    assert_eq!(ins.version_source.as_deref(), Some("src/config/config.py"));
+    assert!(ins.config_files.bot_config && ins.config_files.lpmm_config);
+    assert!(ins.config_files.env && !ins.config_files.model_config);
+    assert_eq!(ins.adapter_dir, Some(install.join("napcat-ada")));
+    let ains = inspect(&install.join("napcat-ada")).await;
+    assert_eq!(ains.kind, InstallKind::Adapter);
+    assert!(ains.config_files.adapter_config && ains.has_venv && ains.owned);
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_deploy_with_adapter_pip() {
+    let took = deploy_full(UseUv::Never).await;
+    eprintln!("TIMING full fixture deploy (pip): {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_deploy_with_adapter_uv() {
+    if !uv_available() {
+        eprintln!("SKIP: uv not on PATH; the uv path was not tested");
+        return;
+    }
+    let took = deploy_full(UseUv::Always).await;
+    eprintln!("TIMING full fixture deploy (uv): {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_sorted_with_branches_and_peeled_tags() {
+    let fx = Fixture::build();
+    let d = Deployer::new(config(&fx));
+    let list = d.versions().await.unwrap();
+    assert_eq!(
+        list.names(),
+        vec!["1.0.0", "0.10.1", "0.9.0", "main", "dev"]
+    );
+    assert!(!list.stale);
+    assert_eq!(list.source, fx.maibot_url());
+    let t = list.find("0.10.1").unwrap();
+    assert_eq!(t.kind, RefKind::Tag);
+    assert_eq!(
+        t.commit,
+        fx.maibot_commit("0.10.1"),
+        "annotated tag is peeled"
+    );
+    assert_eq!(list.find("dev").unwrap().kind, RefKind::Branch);
+    assert!(list.find("EasyInstall-windows").is_none());
+    assert!(list.find("release-0.x").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_fall_back_through_mirrors() {
+    let fx = Fixture::build();
+    let mut cfg = config(&fx);
+    cfg.sources.maibot = Source::new(
+        "file:///nonexistent/first.git",
+        [fx.unreachable_url(), fx.maibot_url()],
+    );
+    let list = Deployer::new(cfg).versions().await.unwrap();
+    assert_eq!(list.source, fx.maibot_url());
+    assert_eq!(list.versions.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_cached_then_stale_on_failed_refresh() {
+    let fx = Fixture::build();
+    let mut cfg = config(&fx);
+    cfg.versions_cache_ttl = 3600;
+    let d = Deployer::new(cfg);
+    let first = d.versions().await.unwrap();
+
+    let moved = fx.dir.path().join("moved.git");
+    std::fs::rename(&fx.maibot, &moved).unwrap();
+    // Within the TTL the cache answers without touching the remote.
+    let cached = d.versions().await.unwrap();
+    assert_eq!(cached, first);
+    // A forced refresh fails and serves the last good list, flagged.
+    let stale = d.refresh_versions().await.unwrap();
+    assert!(stale.stale);
+    assert!(
+        stale.error.as_deref().unwrap().contains("maibot.git"),
+        "{stale:?}"
+    );
+    assert_eq!(stale.versions, first.versions);
+    std::fs::rename(&moved, &fx.maibot).unwrap();
+    let fresh = d.refresh_versions().await.unwrap();
+    assert!(!fresh.stale && fresh.error.is_none());
+
+    // Nothing cached and unreachable: an error.
+    let mut cfg = config(&fx);
+    cfg.sources.maibot = Source::new(fx.unreachable_url(), Vec::<String>::new());
+    assert!(Deployer::new(cfg).versions().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_1x_layout_with_default_branch_adapter() {
+    let Some(py) = python_at_least((3, 12)) else {
+        eprintln!("SKIP: no Python >= 3.12 on this machine; 1.x deploy not tested");
+        return;
+    };
+    let fx = Fixture::build();
+    let work = tempfile::tempdir().unwrap();
+    let install = work.path().join("bot1x");
+    let mut cfg = config(&fx);
+    cfg.python = Some(py);
+    let d = Deployer::new(cfg);
+    let mut req = request(&install, "1.0.0", true);
+    req.eula_accepted = false;
+    let plan = d.validate(&req, &ctx(work.path())).await.unwrap();
+    assert!(plan.python.version >= (3, 12, 0));
+    let sink = RecordingSink::default();
+    let out = d
+        .run(plan, "job-1x", &sink, &CancelToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sink.dump()));
+    assert_eq!(out.layout, Layout::V1);
+    // The adapter has no 1.0.0 tag: its default branch is used and the log says so.
+    assert_eq!(out.adapter_version.as_deref(), Some("main"));
+    assert!(
+        sink.has_log("using its default branch main"),
+        "{}",
+        sink.dump()
+    );
+    // MaiBot 1.x writes its own config; nothing was generated, and the log says so.
+    assert!(!install.join("config").exists());
+    assert!(!install.join(".env").exists());
+    assert!(
+        sink.has_log("MaiBot generates it on first start"),
+        "{}",
+        sink.dump()
+    );
+    // Not accepted: no confirmation files, and the log says MaiBot will ask.
+    assert!(!out.eula_confirmed);
+    assert!(!install.join("eula.confirmed").exists());
+    assert!(!install.join("privacy.confirmed").exists());
+    assert!(sink.has_log("MaiBot will ask for consent"));
+    sink.assert_monotonic();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branch_deploy_detects_layout_into_existing_empty_dir() {
+    let fx = Fixture::build();
+    let work = tempfile::tempdir().unwrap();
+    let install = work.path().join("empty");
+    std::fs::create_dir(&install).unwrap();
+    let d = Deployer::new(config(&fx));
+    let mut req = request(&install, "main", false);
+    req.eula_accepted = false;
+    let plan = d.validate(&req, &ctx(work.path())).await.unwrap();
+    assert!(
+        plan.recipe.is_none(),
+        "branch layout is decided after checkout"
+    );
+    let sink = RecordingSink::default();
+    let out = d
+        .run(plan, "job-branch", &sink, &CancelToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sink.dump()));
+    assert_eq!(out.layout, Layout::V0);
+    assert!(sink.has_log("branch main has the 0.x layout"));
+    assert_eq!(out.created_dirs, vec![install.clone()]);
+    assert!(install.join(".env").is_file());
+    assert!(!install.join("eula.confirmed").exists());
+    let ins = inspect(&install).await;
+    assert_eq!(ins.git_ref.as_deref(), Some("main"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_refusals() {
+    let fx = Fixture::build();
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let data = work.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let d = Deployer::new(config(&fx));
+    let mut base_ctx = ctx(&home);
+    base_ctx.forbidden_roots = vec![data.clone()];
+    let ok_path = work.path().join("new-instance");
+
+    async fn refuse(d: &Deployer, req: DeployRequest, c: &ValidationContext) -> ValidationError {
+        match d.validate(&req, c).await {
+            Ok(p) => panic!("expected a refusal, got a plan for {:?}", p.install_path),
+            Err(e) => e,
+        }
+    }
+
+    // Sanity: the base request passes.
+    d.validate(&request(&ok_path, "0.10.1", true), &base_ctx)
+        .await
+        .unwrap();
+
+    // Non-empty directory.
+    let full = work.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "x").unwrap();
+    let e = refuse(&d, request(&full, "0.10.1", false), &base_ctx).await;
+    assert_eq!(
+        e,
+        ValidationError::PathNotEmpty(full.canonicalize().unwrap())
+    );
+    assert_eq!(e.code(), "path_not_empty");
+
+    // Root, home (via ~ and directly), inside the data dir, containing the data dir.
+    let e = refuse(&d, request(Path::new("/"), "0.10.1", false), &base_ctx).await;
+    assert!(matches!(e, ValidationError::PathIsRoot(_)), "{e}");
+    let mut r = request(&ok_path, "0.10.1", false);
+    r.install_path = "~".to_string();
+    assert!(matches!(
+        refuse(&d, r, &base_ctx).await,
+        ValidationError::PathIsHome(_)
+    ));
+    let e = refuse(&d, request(&home, "0.10.1", false), &base_ctx).await;
+    assert!(matches!(e, ValidationError::PathIsHome(_)), "{e}");
+    let e = refuse(&d, request(&data.join("inst"), "0.10.1", false), &base_ctx).await;
+    assert!(matches!(e, ValidationError::PathForbidden { .. }), "{e}");
+    let mut c2 = base_ctx.clone();
+    c2.forbidden_roots = vec![work.path().join("new-instance").join("data")];
+    let e = refuse(&d, request(&ok_path, "0.10.1", false), &c2).await;
+    assert!(matches!(e, ValidationError::PathForbidden { .. }), "{e}");
+    let mut r = request(&ok_path, "0.10.1", false);
+    r.install_path = "relative/path".to_string();
+    assert!(matches!(
+        refuse(&d, r, &base_ctx).await,
+        ValidationError::PathNotAbsolute(_)
+    ));
+    // `..` cannot sneak into the data dir.
+    let mut r = request(&ok_path, "0.10.1", false);
+    r.install_path = format!("{}/x/../data/inst", work.path().display());
+    assert!(matches!(
+        refuse(&d, r, &base_ctx).await,
+        ValidationError::PathForbidden { .. }
+    ));
+
+    // Names.
+    for (name, want) in [
+        ("", ValidationError::NameEmpty),
+        ("   ", ValidationError::NameEmpty),
+        ("a/b", ValidationError::NameInvalidChar('/')),
+        ("a\\b", ValidationError::NameInvalidChar('\\')),
+        ("bad\u{7}bell", ValidationError::NameInvalidChar('\u{7}')),
+        ("..", ValidationError::NameInvalidChar('.')),
+    ] {
+        let mut r = request(&ok_path, "0.10.1", false);
+        r.instance_name = name.to_string();
+        assert_eq!(refuse(&d, r, &base_ctx).await, want, "name {name:?}");
+    }
+    let mut r = request(&ok_path, "0.10.1", false);
+    r.instance_name = "x".repeat(65);
+    assert!(matches!(
+        refuse(&d, r, &base_ctx).await,
+        ValidationError::NameTooLong { .. }
+    ));
+    let mut r = request(&ok_path, "0.10.1", false);
+    r.instance_name = "麦麦_Bot.v2 测试".to_string();
+    d.validate(&r, &base_ctx).await.unwrap();
+
+    // Ports: range, duplicates, other instances, bound on the host.
+    for p in [80u32, 70000] {
+        let mut r = request(&ok_path, "0.10.1", false);
+        r.port = p;
+        assert_eq!(
+            refuse(&d, r, &base_ctx).await,
+            ValidationError::PortOutOfRange(p)
+        );
+    }
+    let mut r = request(&ok_path, "0.10.1", true);
+    r.components[1].port = Some(r.port);
+    assert_eq!(
+        refuse(&d, r.clone(), &base_ctx).await,
+        ValidationError::PortDuplicate(u16::try_from(r.port).unwrap())
+    );
+    let r = request(&ok_path, "0.10.1", false);
+    let mut c3 = base_ctx.clone();
+    c3.ports_in_use.insert(u16::try_from(r.port).unwrap());
+    assert!(matches!(
+        refuse(&d, r, &c3).await,
+        ValidationError::PortInUse(_)
+    ));
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let held_port = held.local_addr().unwrap().port();
+    let mut r = request(&ok_path, "0.10.1", false);
+    r.port = u32::from(held_port);
+    assert_eq!(
+        refuse(&d, r, &base_ctx).await,
+        ValidationError::PortBound(held_port)
+    );
+    drop(held);
+
+    // Components, host, version.
+    let mut r = request(&ok_path, "0.10.1", false);
+    r.components.push(ComponentRequest {
+        kind: "nonebot-ada".to_string(),
+        path: None,
+        port: None,
+    });
+    assert_eq!(
+        refuse(&d, r, &base_ctx).await,
+        ValidationError::UnknownComponent("nonebot-ada".to_string())
+    );
+    let mut r = request(&ok_path, "0.10.1", false);
+    r.host = "127.0.0.1\nEVIL=1".to_string();
+    assert!(matches!(
+        refuse(&d, r, &base_ctx).await,
+        ValidationError::InvalidHost(_)
+    ));
+    let e = refuse(&d, request(&ok_path, "0.99.9", false), &base_ctx).await;
+    assert_eq!(e, ValidationError::UnknownVersion("0.99.9".to_string()));
+
+    // Missing tools: a bogus configured python / git; the error names the config key.
+    let mut cfg = config(&fx);
+    cfg.python = Some(PathBuf::from("/nonexistent/bin/python3"));
+    let e = refuse(
+        &Deployer::new(cfg),
+        request(&ok_path, "0.10.1", false),
+        &base_ctx,
+    )
+    .await;
+    match &e {
+        ValidationError::ToolMissing {
+            tool, config_key, ..
+        } => {
+            assert_eq!(*config_key, "deploy.python");
+            assert!(tool.contains("3.10"), "{tool}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(e.to_string().contains("deploy.python"));
+    let mut cfg = config(&fx);
+    cfg.git = PathBuf::from("/nonexistent/bin/git");
+    let e = refuse(
+        &Deployer::new(cfg),
+        request(&ok_path, "0.10.1", false),
+        &base_ctx,
+    )
+    .await;
+    assert!(
+        matches!(
+            e,
+            ValidationError::ToolMissing {
+                config_key: "deploy.git",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // uv: `auto` falls back to pip when uv is missing; `always` refuses and names deploy.uv.
+    let mut cfg = config(&fx);
+    cfg.uv = Some(PathBuf::from("/nonexistent/bin/uv"));
+    cfg.use_uv = UseUv::Auto;
+    let plan = Deployer::new(cfg.clone())
+        .validate(&request(&ok_path, "0.10.1", false), &base_ctx)
+        .await
+        .unwrap();
+    assert_eq!(plan.installer, Installer::Pip);
+    cfg.use_uv = UseUv::Always;
+    let e = refuse(
+        &Deployer::new(cfg),
+        request(&ok_path, "0.10.1", false),
+        &base_ctx,
+    )
+    .await;
+    assert!(
+        matches!(
+            e,
+            ValidationError::ToolMissing {
+                config_key: "deploy.uv",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Nothing was created by any of this.
+    assert!(!ok_path.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_failure_removes_only_what_the_job_created() {
+    let fx = Fixture::build_with(FixtureOptions {
+        maibot_requirements: "./nonexistent-local-package\n".to_string(),
+    });
+    let work = tempfile::tempdir().unwrap();
+    let parent = work.path().join("existing-parent");
+    std::fs::create_dir(&parent).unwrap();
+    std::fs::write(parent.join("keep.txt"), "user data").unwrap();
+    let install = parent.join("new1").join("new2").join("bot");
+    let d = Deployer::new(config(&fx));
+    let plan = d
+        .validate(&request(&install, "0.10.1", true), &ctx(work.path()))
+        .await
+        .unwrap();
+    let sink = RecordingSink::default();
+    let err = d
+        .run(plan, "job-fail", &sink, &CancelToken::new())
+        .await
+        .unwrap_err();
+    let DeployError::Failed {
+        phase,
+        message,
+        cleanup,
+    } = err
+    else {
+        panic!("expected Failed\n{}", sink.dump());
+    };
+    assert_eq!(phase, Phase::Environment);
+    assert!(
+        message.contains("[main] installing requirements failed"),
+        "{message}"
+    );
+    assert!(
+        message.contains("nonexistent-local-package"),
+        "real pip message: {message}"
+    );
+    assert!(cleanup.kept.is_empty(), "{cleanup:?}");
+    assert_eq!(cleanup.removed.len(), 4, "{cleanup:?}");
+    assert!(!parent.join("new1").exists());
+    assert_eq!(
+        std::fs::read_to_string(parent.join("keep.txt")).unwrap(),
+        "user data"
+    );
+    assert_eq!(std::fs::read_dir(&parent).unwrap().count(), 1);
+    assert!(
+        sink.logs()
+            .iter()
+            .any(|(l, m)| *l == LogLevel::Error && m.contains("nonexistent-local-package"))
+    );
+    assert_eq!(sink.last_status("main").as_deref(), Some("failed"));
+    sink.assert_monotonic();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_in_an_adopted_empty_dir_empties_it_but_keeps_it() {
+    let fx = Fixture::build();
+    let work = tempfile::tempdir().unwrap();
+    let install = work.path().join("mine");
+    std::fs::create_dir(&install).unwrap();
+    let mut cfg = config(&fx);
+    cfg.install_command = Some(vec![
+        "{python}".to_string(),
+        "-c".to_string(),
+        "import sys; print('installer broke'); sys.exit(7)".to_string(),
+    ]);
+    let d = Deployer::new(cfg);
+    let plan = d
+        .validate(&request(&install, "0.9.0", false), &ctx(work.path()))
+        .await
+        .unwrap();
+    let sink = RecordingSink::default();
+    let err = d
+        .run(plan, "job-adopt", &sink, &CancelToken::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("exit code 7"), "{err}");
+    assert!(err.to_string().contains("installer broke"), "{err}");
+    assert!(install.is_dir());
+    assert_eq!(std::fs::read_dir(&install).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_timeout_kills_and_cleans_up() {
+    let fx = Fixture::build();
+    let work = tempfile::tempdir().unwrap();
+    let install = work.path().join("slow");
+    let mut cfg = config(&fx);
+    cfg.timeouts.install = 1;
+    cfg.install_command = Some(vec![
+        "{python}".to_string(),
+        "-c".to_string(),
+        "import time; time.sleep(60)".to_string(),
+    ]);
+    let d = Deployer::new(cfg);
+    let plan = d
+        .validate(&request(&install, "0.10.1", false), &ctx(work.path()))
+        .await
+        .unwrap();
+    let sink = RecordingSink::default();
+    let t = Instant::now();
+    let err = d
+        .run(plan, "job-timeout", &sink, &CancelToken::new())
+        .await
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(30));
+    assert!(
+        err.to_string().contains("did not finish within 1 s"),
+        "{err}"
+    );
+    assert!(!install.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_install_kills_the_process_group_and_cleans_up() {
+    let fx = Fixture::build();
+    let work = tempfile::tempdir().unwrap();
+    let install = work.path().join("to-cancel");
+    let pidfile = work.path().join("grandchild.pid");
+    let mut cfg = config(&fx);
+    // A fake installer that starts a grandchild (as pip's build backends do) and hangs.
+    cfg.install_command = Some(vec![
+        "{python}".to_string(),
+        "-c".to_string(),
+        format!(
+            "import subprocess, time\n\
+             p = subprocess.Popen(['sleep', '300'])\n\
+             open({:?}, 'w').write(str(p.pid))\n\
+             print('fake installer ' + 'running', flush=True)\n\
+             time.sleep(300)",
+            pidfile.display().to_string()
+        ),
+    ]);
+    let d = Arc::new(Deployer::new(cfg));
+    let plan = d
+        .validate(&request(&install, "0.10.1", true), &ctx(work.path()))
+        .await
+        .unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let cancel = CancelToken::new();
+    let task = {
+        let (d, sink, cancel) = (d.clone(), sink.clone(), cancel.clone());
+        tokio::spawn(async move { d.run(plan, "job-cancel", &*sink, &cancel).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sink.has_log("fake installer running") {
+        assert!(
+            Instant::now() < deadline,
+            "installer never ran\n{}",
+            sink.dump()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The command line itself (logged before it runs) does not contain the joined text,
+    // so this line is the installer's own output, written after the pid file.
+    let grandchild: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let t = Instant::now();
+    cancel.cancel();
+    let res = task.await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "cancel took {:?}",
+        t.elapsed()
+    );
+    match res {
+        Err(DeployError::Canceled { phase, cleanup }) => {
+            assert_eq!(phase, Phase::Environment);
+            assert!(cleanup.kept.is_empty(), "{cleanup:?}");
+        }
+        other => panic!("expected Canceled, got {other:?}"),
+    }
+    assert!(!install.exists());
+    assert!(
+        process_gone(grandchild).await,
+        "grandchild {grandchild} survived"
+    );
+    assert_eq!(sink.last_status("main").as_deref(), Some("canceled"));
+    assert_eq!(sink.last_status("napcat-ada").as_deref(), Some("canceled"));
+}
+
+/// Dead or a zombie (the container's init may not reap promptly).
+async fn process_gone(pid: i32) -> bool {
+    for _ in 0..50 {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(s) => {
+                let state = s
+                    .rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next());
+                if state == Some("Z") {
+                    return true;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn inspect_random_and_missing_dirs() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("notes.txt"), "hi").unwrap();
+    let ins = inspect(work.path()).await;
+    assert!(ins.exists && ins.is_dir);
+    assert_eq!(ins.kind, InstallKind::Unknown);
+    assert!(!ins.owned && !ins.has_venv && ins.version.is_none() && ins.git_ref.is_none());
+    let missing = inspect(&work.path().join("nope")).await;
+    assert!(!missing.exists && !missing.is_dir);
+    let file = inspect(&work.path().join("notes.txt")).await;
+    assert!(file.exists && !file.is_dir);
+
+    // A plain clone (not deployed by us) at a tag: version from config.py, ref = tag.
+    let fx = Fixture::build();
+    let clone = work.path().join("clone");
+    fixture::git(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            "--branch",
+            "0.9.0",
+            &fx.maibot_url(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    std::fs::create_dir(clone.join("venv")).unwrap();
+    std::fs::write(clone.join("venv/pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+    let ins = inspect(&clone).await;
+    assert_eq!(ins.kind, InstallKind::MaiBot);
+    assert_eq!(ins.version.as_deref(), Some("0.9.0"));
+    assert_eq!(ins.git_ref.as_deref(), Some("0.9.0"));
+    assert_eq!(ins.venv_dir, Some(clone.join("venv")));
+    assert!(!ins.owned);
+}
+
+fn marker_json(job: &str, role: &str) -> String {
+    format!(
+        "{{\"launcher\":\"mailauncher\",\"job_id\":\"{job}\",\"created_at\":\"2025-01-01T00:00:00Z\",\"role\":\"{role}\"}}"
+    )
+}
+
+#[tokio::test]
+async fn remove_owned_only_removes_marked_dirs() {
+    let work = tempfile::tempdir().unwrap();
+    let marked = work.path().join("marked");
+    std::fs::create_dir_all(marked.join("sub")).unwrap();
+    std::fs::write(marked.join("sub/file"), "x").unwrap();
+    std::fs::write(marked.join(MARKER_FILE), marker_json("j1", "root")).unwrap();
+    let plain = work.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    std::fs::write(plain.join("file"), "x").unwrap();
+    let fake = work.path().join("fake");
+    std::fs::create_dir(&fake).unwrap();
+    std::fs::write(fake.join(MARKER_FILE), "not json").unwrap();
+    let parent = work.path().join("parent");
+    std::fs::create_dir_all(parent.join("user-stuff")).unwrap();
+    std::fs::write(parent.join(MARKER_FILE), marker_json("j1", "parent")).unwrap();
+
+    let report = remove_owned(&[
+        marked.clone(),
+        plain.clone(),
+        fake.clone(),
+        parent.clone(),
+        work.path().join("missing"),
+        PathBuf::from("/"),
+    ])
+    .await;
+    assert_eq!(report.removed, vec![marked.clone()]);
+    assert_eq!(report.kept.len(), 5, "{report:?}");
+    assert!(!marked.exists());
+    assert!(plain.join("file").exists());
+    assert!(fake.exists());
+    assert!(parent.join("user-stuff").exists());
+    let reason = |p: &Path| {
+        report
+            .kept
+            .iter()
+            .find(|(k, _)| k == p)
+            .map(|(_, r)| r.clone())
+            .unwrap()
+    };
+    assert!(reason(&plain).contains("no .mailauncher-owned marker"));
+    assert!(reason(&parent).contains("other entries"));
+
+    // cleanup() insists on the job id.
+    let other = work.path().join("other-job");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join(MARKER_FILE), marker_json("j2", "root")).unwrap();
+    let r = launcher_core::deploy::cleanup(std::slice::from_ref(&other), "j1").await;
+    assert!(r.removed.is_empty());
+    assert!(r.kept[0].1.contains("belongs to job j2"));
+    let r = launcher_core::deploy::cleanup(std::slice::from_ref(&other), "j2").await;
+    assert_eq!(r.removed, vec![other.clone()]);
+    assert!(!other.exists());
+}
