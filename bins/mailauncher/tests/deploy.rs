@@ -4,7 +4,6 @@
 
 mod common;
 #[path = "../../../crates/launcher-core/tests/common/fixture.rs"]
-#[allow(dead_code)]
 mod fixture;
 
 use common::{App, spawn_app_at, spawn_app_with};

@@ -117,7 +117,7 @@ pub(crate) async fn detail(
 }
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Power {
+enum Power {
     Start,
     Stop,
     Restart,
@@ -146,43 +146,52 @@ fn verb(action: Power) -> &'static str {
 
 /// Legacy `GET /instance/{id}/start|stop|restart`: `{success, message}`. An unknown id is a
 /// 404; a failure to start is an HTTP error with a `detail` the UI can show.
-pub(crate) fn legacy_power(
+async fn legacy_power(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
     action: Power,
-) -> impl Fn(
-    web::Data<AppState>,
-    web::Path<String>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpResponse, ApiError>>>>
-+ Clone {
-    move |state, path| {
-        Box::pin(async move {
-            let id = ids::instance_id(&path)?.to_owned();
-            let info = power(&state, &id, action).await?;
-            Ok(HttpResponse::Ok().json(json!({
-                "success": true,
-                "message": format!("instance {} {}", info.row.name, verb(action)),
-                "status": info.state.as_str(),
-                "instance": instance_json(&info, &state),
-            })))
-        })
-    }
+) -> Result<HttpResponse, ApiError> {
+    let id = ids::instance_id(&path)?.to_owned();
+    let info = power(&state, &id, action).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "message": format!("instance {} {}", info.row.name, verb(action)),
+        "status": info.state.as_str(),
+        "instance": instance_json(&info, &state),
+    })))
 }
 
 /// Modern `POST /instances/{id}/start|stop|restart|kill`: the instance after the action.
-pub(crate) fn modern_power(
+async fn modern_power(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
     action: Power,
-) -> impl Fn(
-    web::Data<AppState>,
-    web::Path<String>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpResponse, ApiError>>>>
-+ Clone {
-    move |state, path| {
-        Box::pin(async move {
-            let id = ids::instance_id(&path)?.to_owned();
-            let info = power(&state, &id, action).await?;
-            Ok(HttpResponse::Ok().json(instance_json(&info, &state)))
-        })
-    }
+) -> Result<HttpResponse, ApiError> {
+    let id = ids::instance_id(&path)?.to_owned();
+    let info = power(&state, &id, action).await?;
+    Ok(HttpResponse::Ok().json(instance_json(&info, &state)))
 }
+
+macro_rules! power_handlers {
+    ($($name:ident => $via:ident($action:expr)),* $(,)?) => {$(
+        pub(crate) async fn $name(
+            state: web::Data<AppState>,
+            path: web::Path<String>,
+        ) -> Result<HttpResponse, ApiError> {
+            $via(state, path, $action).await
+        }
+    )*};
+}
+
+power_handlers!(
+    legacy_start => legacy_power(Power::Start),
+    legacy_stop => legacy_power(Power::Stop),
+    legacy_restart => legacy_power(Power::Restart),
+    start => modern_power(Power::Start),
+    stop => modern_power(Power::Stop),
+    restart => modern_power(Power::Restart),
+    kill => modern_power(Power::Kill),
+);
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct DeleteQuery {

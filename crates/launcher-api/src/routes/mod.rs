@@ -8,7 +8,6 @@ mod system;
 mod terminal;
 
 use actix_web::{HttpResponse, web};
-use instances::Power;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     // Legacy (frontend) surface.
@@ -22,15 +21,12 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/instances/add", web::post().to(instances::add))
         .route(
             "/instance/{id}/start",
-            web::get().to(instances::legacy_power(Power::Start)),
+            web::get().to(instances::legacy_start),
         )
-        .route(
-            "/instance/{id}/stop",
-            web::get().to(instances::legacy_power(Power::Stop)),
-        )
+        .route("/instance/{id}/stop", web::get().to(instances::legacy_stop))
         .route(
             "/instance/{id}/restart",
-            web::get().to(instances::legacy_power(Power::Restart)),
+            web::get().to(instances::legacy_restart),
         )
         .route(
             "/instance/{id}/delete",
@@ -43,22 +39,13 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/instances/{id}",
             web::delete().to(instances::modern_delete),
         )
-        .route(
-            "/instances/{id}/start",
-            web::post().to(instances::modern_power(Power::Start)),
-        )
-        .route(
-            "/instances/{id}/stop",
-            web::post().to(instances::modern_power(Power::Stop)),
-        )
+        .route("/instances/{id}/start", web::post().to(instances::start))
+        .route("/instances/{id}/stop", web::post().to(instances::stop))
         .route(
             "/instances/{id}/restart",
-            web::post().to(instances::modern_power(Power::Restart)),
+            web::post().to(instances::restart),
         )
-        .route(
-            "/instances/{id}/kill",
-            web::post().to(instances::modern_power(Power::Kill)),
-        )
+        .route("/instances/{id}/kill", web::post().to(instances::kill))
         .route(
             "/instances/{id}/metrics",
             web::get().to(instances::instance_metrics),
