@@ -1,5 +1,6 @@
 //! `cargo xtask …`: project tasks that need more than a shell one-liner.
 
+mod bench_api;
 mod bench_db;
 mod bench_supervisor;
 mod migrate;
@@ -26,6 +27,8 @@ enum Cmd {
 
 #[derive(Subcommand, Debug)]
 enum Bench {
+    /// The release server under HTTP load (routes, metrics, RSS, startup, resources, config).
+    Api(bench_api::Args),
     /// maim-db inserts and reads on SQLite and PostgreSQL.
     Db(bench_db::Args),
     /// Log pipeline throughput and process-control latencies.
@@ -48,6 +51,9 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.cmd {
         Cmd::Migrate(args) => rt.block_on(migrate::run(args)),
+        Cmd::Bench {
+            which: Bench::Api(args),
+        } => rt.block_on(bench_api::run(args)),
         Cmd::Bench {
             which: Bench::Db(args),
         } => rt.block_on(bench_db::run(args)),
