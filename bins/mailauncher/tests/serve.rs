@@ -1,90 +1,29 @@
 //! Black-box: start the real binary on port 0 with a fresh data directory and talk HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{spawn_app, spawn_app_with};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Server {
-    child: Child,
-    port: u16,
-    _home: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(extra_env: &[(&str, &str)]) -> Server {
-    let home = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauncher"));
-    cmd.args(["serve", "--port", "0"])
-        .env("HOME", home.path())
-        .env_remove("XDG_DATA_HOME")
-        .env_remove("MAILAUNCHER_DATA_DIR")
-        .env_remove("LOGS_DIR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    Server {
-        child,
-        port,
-        _home: home,
-    }
-}
-
-fn get(port: u16, path: &str) -> (u16, serde_json::Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp[9..12].parse().unwrap();
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
-}
 
 #[test]
 fn fresh_start_serves_health_on_the_embedded_database() {
-    let srv = start(&[]);
-    let (status, body) = get(srv.port, "/api/v1/system/health");
-    assert_eq!(status, 200);
-    assert_eq!(body["status"], "success");
-    assert!(body["time"].is_string());
-    let (status, body) = get(srv.port, "/api/v1/version/current");
-    assert_eq!(status, 200);
-    assert_eq!(body["data"]["version"], env!("CARGO_PKG_VERSION"));
-    let db = srv
-        ._home
+    let app = spawn_app();
+    let r = app.get("/system/health");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["status"], "success");
+    assert!(r.body["time"].is_string());
+    let r = app.get("/version/current");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["data"]["version"], env!("CARGO_PKG_VERSION"));
+    let db = app
+        .home
         .path()
         .join(".local/share/mailauncher/mailauncher.db");
     assert!(db.exists(), "embedded database not created at {db:?}");
     assert!(
-        srv._home
+        app.home
             .path()
             .join(".local/share/mailauncher/logs")
             .is_dir()
@@ -93,18 +32,18 @@ fn fresh_start_serves_health_on_the_embedded_database() {
 
 #[test]
 fn unknown_routes_get_the_documented_error_body() {
-    let srv = start(&[]);
-    let (status, body) = get(srv.port, "/api/v1/does-not-exist");
-    assert_eq!(status, 404);
-    assert_eq!(body["code"], "route_not_found");
-    assert!(body["detail"].is_string());
+    let app = spawn_app();
+    let r = app.get("/does-not-exist");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body["code"], "route_not_found");
+    assert!(r.body["detail"].is_string());
 }
 
 #[test]
 fn logs_dir_env_is_honoured() {
     let logs = tempfile::tempdir().unwrap();
-    let srv = start(&[("LOGS_DIR", logs.path().to_str().unwrap())]);
-    get(srv.port, "/api/v1/system/health");
+    let app = spawn_app_with(&[], &[("LOGS_DIR", logs.path().to_str().unwrap())]);
+    app.get("/system/health");
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::fs::read_dir(logs.path()).unwrap().next().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -130,8 +69,8 @@ fn invalid_configuration_fails_at_start_naming_the_key() {
 
 #[test]
 fn sigint_shuts_down_cleanly() {
-    let mut srv = start(&[]);
-    let pid = srv.child.id().to_string();
+    let mut app = spawn_app();
+    let pid = app.child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-INT", &pid])
@@ -141,7 +80,7 @@ fn sigint_shuts_down_cleanly() {
     );
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if let Some(status) = srv.child.try_wait().unwrap() {
+        if let Some(status) = app.child.try_wait().unwrap() {
             assert!(status.success(), "exit status {status:?}");
             break;
         }

@@ -498,8 +498,3 @@ pub fn detect_version(dir: &Path) -> Option<String> {
         .find(|l| l.starts_with("MMC_VERSION"))
         .and_then(quoted)
 }
-
-/// Whether `path` lies inside any of `roots` (lexically, after expansion).
-pub fn inside_any(path: &Path, roots: &[PathBuf]) -> bool {
-    roots.iter().any(|r| path.starts_with(r))
-}

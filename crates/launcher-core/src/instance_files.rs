@@ -7,7 +7,7 @@ use crate::files::toml_doc::ChangeSummary;
 use crate::files::{ConfigFile, FileError, safe_path};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Which file.
@@ -227,12 +227,4 @@ fn json_type(v: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
-}
-
-/// Whether `p` is inside one of the instance's registered directories.
-pub fn inside_instance(info: &InstanceInfo, p: &Path) -> bool {
-    let roots: Vec<PathBuf> = std::iter::once(PathBuf::from(&info.row.install_path))
-        .chain(info.components.iter().map(|c| PathBuf::from(&c.path)))
-        .collect();
-    roots.iter().any(|r| p.starts_with(r))
 }
