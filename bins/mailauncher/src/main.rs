@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use launcher_api::security::Security;
 use launcher_core::catalog::Catalog;
 use launcher_core::deploy::Deployer;
+use launcher_core::events::EventBus;
 use launcher_core::jobs::Jobs;
 use launcher_core::metrics::{Metrics, MetricsConfig, Sampler};
 use launcher_core::supervisor::{Supervisor, SupervisorConfig};
@@ -143,6 +144,9 @@ async fn open_database(settings: &Settings) -> anyhow::Result<maim_db::Db> {
 
 /// The tenant the launcher's own instances belong to.
 const LOCAL_TENANT: &str = "local";
+/// Bus events kept for replay by the event WebSocket (a reconnecting client resumes from
+/// its last `seq` while the events are still here).
+const EVENT_BUFFER: usize = 4096;
 
 fn supervisor_config(settings: &Settings) -> anyhow::Result<SupervisorConfig> {
     let s = &settings.supervisor;
@@ -193,6 +197,9 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
         .await?;
     let tenant = maim_db::TenantScope::new(LOCAL_TENANT)?;
     let supervisor = Supervisor::new(db.clone(), tenant.clone(), supervisor_config(&settings)?);
+    // Subscribed before reconciliation, so autostarts are on the bus too.
+    let events = EventBus::new(EVENT_BUFFER);
+    let _state_feed = events.feed_supervisor(&supervisor);
     let report = supervisor.reconcile().await?;
     tracing::info!(?report, "boot reconciliation done");
     let catalog = Catalog::new(db.clone(), tenant.clone(), supervisor.clone());
@@ -204,6 +211,7 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
         vec![data_dir.clone(), settings.logs_dir()],
         settings.jobs.parallel,
     );
+    let _job_feed = events.feed_jobs(&jobs);
     let recovered = jobs.recover().await?;
     if !recovered.is_empty() {
         tracing::warn!(
@@ -231,6 +239,7 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
         metrics,
         files: Default::default(),
         jobs,
+        events,
         data_dir,
         shutdown: shutdown_rx,
     };

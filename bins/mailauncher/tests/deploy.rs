@@ -94,6 +94,11 @@ fn wizard_deploy_to_success_then_delete_removes_only_owned_files() {
 
     let (port, ada) = (free_port(), free_port());
     let body = wizard_body(&app, "deployed", port, ada);
+    let mut events = app.events();
+    events.send(json!({"type": "subscribe", "streams": ["jobs"]}));
+    events.until(Duration::from_secs(5), "subscribed", |m| {
+        m["type"] == "subscribed"
+    });
     let r = app.post("/deploy/deploy", &body);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["success"], true);
@@ -126,6 +131,22 @@ fn wizard_deploy_to_success_then_delete_removes_only_owned_files() {
             .iter()
             .any(|s| s["name"] == "napcat-ada")
     );
+    // The event socket saw the same job: its log lines in order, progress, the end.
+    let mut log_seqs = Vec::new();
+    let mut progress = Vec::new();
+    let finished = events.until(Duration::from_secs(10), "job.finished", |m| {
+        assert_eq!(m["stream"], format!("job:{job}"));
+        match m["type"].as_str().unwrap() {
+            "job.log" => log_seqs.push(m["data"]["seq"].as_u64().unwrap()),
+            "job.progress" => progress.push(m["data"]["progress"].as_u64().unwrap()),
+            _ => {}
+        }
+        m["type"] == "job.finished"
+    });
+    assert_eq!(finished["data"]["status"], "succeeded");
+    assert_eq!(log_seqs, (1..=log_seqs.len() as u64).collect::<Vec<_>>());
+    assert!(log_seqs.len() >= logs.len().saturating_sub(1));
+    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
 
     let iid = done["instance_id"].as_str().unwrap().to_owned();
     let inst = app.wait_instance(&iid, "registered", |i| !i.is_null());

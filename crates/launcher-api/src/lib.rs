@@ -25,6 +25,8 @@ pub struct AppState {
     pub catalog: Catalog,
     /// Background-sampled host and instance metrics.
     pub metrics: Metrics,
+    /// Job and instance-state events for the event WebSocket.
+    pub events: launcher_core::events::EventBus,
     /// Deploy jobs.
     pub jobs: launcher_core::jobs::Jobs,
     /// Config-file editing (one write at a time).

@@ -9,7 +9,7 @@ use maim_db::{Db, Filter, Query, TenantScope};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Component kinds the launcher knows how to run.
 pub const KNOWN_KINDS: &[&str] = &["main", "napcat-ada"];
@@ -151,6 +151,16 @@ pub struct Catalog {
     db: Db,
     tenant: TenantScope,
     supervisor: Arc<Supervisor>,
+    snapshot: Arc<Mutex<Option<Arc<Snapshot>>>>,
+}
+
+/// The instance and component rows as of one row generation. The list route is the
+/// frontend's polling target; serving it from memory keeps it off the database until a
+/// row actually changes.
+#[derive(Debug)]
+struct Snapshot {
+    generation: u64,
+    rows: Vec<(insts::Model, Vec<comps::Model>)>,
 }
 
 /// A new instance or job id: 16 lowercase alphanumerics.
@@ -170,6 +180,7 @@ impl Catalog {
             db,
             tenant,
             supervisor,
+            snapshot: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -178,38 +189,46 @@ impl Catalog {
         &self.supervisor
     }
 
-    async fn info(
+    fn info(
         &self,
-        row: insts::Model,
-        rows: Vec<comps::Model>,
-    ) -> Result<InstanceInfo, CoreError> {
-        let live: HashMap<String, Status> = self
-            .supervisor
-            .loaded_statuses(&row.id)
-            .await
-            .into_iter()
-            .collect();
+        row: &insts::Model,
+        rows: &[comps::Model],
+        live: Option<&Vec<(String, Status)>>,
+    ) -> InstanceInfo {
+        let status_of = |kind: &str| {
+            live.and_then(|l| l.iter().find(|(k, _)| k == kind))
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default()
+        };
         let mut components: Vec<ComponentInfo> = rows
-            .into_iter()
+            .iter()
             .map(|c| ComponentInfo {
-                status: live.get(&c.kind).cloned().unwrap_or_default(),
+                status: status_of(&c.kind),
                 port: c.port.and_then(|p| u16::try_from(p).ok()),
-                kind: c.kind,
-                path: c.path,
+                kind: c.kind.clone(),
+                path: c.path.clone(),
             })
             .collect();
         components.sort_by_key(|c| self.supervisor.order_of(&c.kind));
         let states: Vec<State> = components.iter().map(|c| c.status.state).collect();
-        Ok(InstanceInfo {
-            row,
+        InstanceInfo {
+            row: row.clone(),
             state: crate::supervisor::summary(&states),
             components,
-        })
+        }
     }
 
-    /// Every instance, oldest first.
-    pub async fn list(&self) -> Result<Vec<InstanceInfo>, CoreError> {
-        let rows = self
+    /// The rows, from memory unless a write happened since they were read.
+    async fn snapshot(&self) -> Result<Arc<Snapshot>, CoreError> {
+        // Read the generation before the rows: a write that lands while they load moves
+        // it past the one stored, so the next call reloads.
+        let generation = self.supervisor.rows().get();
+        if let Some(s) = self.lock_snapshot().as_ref()
+            && s.generation == generation
+        {
+            return Ok(s.clone());
+        }
+        let insts_rows = self
             .db
             .table::<insts::Entity>()
             .find(&self.tenant, Query::new())
@@ -226,38 +245,46 @@ impl Catalog {
                 .or_default()
                 .push(c);
         }
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let cs = by_instance.remove(&r.id).unwrap_or_default();
-            out.push(self.info(r, cs).await?);
-        }
-        out.sort_by_key(|i| i.row.created_at);
-        Ok(out)
+        let mut rows: Vec<(insts::Model, Vec<comps::Model>)> = insts_rows
+            .into_iter()
+            .map(|r| {
+                let cs = by_instance.remove(&r.id).unwrap_or_default();
+                (r, cs)
+            })
+            .collect();
+        rows.sort_by_key(|(r, _)| r.created_at);
+        let snap = Arc::new(Snapshot { generation, rows });
+        *self.lock_snapshot() = Some(snap.clone());
+        Ok(snap)
+    }
+
+    fn lock_snapshot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Snapshot>>> {
+        // A panic while holding the lock can only leave a stale snapshot behind, which the
+        // generation check already handles.
+        self.snapshot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every instance, oldest first.
+    pub async fn list(&self) -> Result<Vec<InstanceInfo>, CoreError> {
+        let snap = self.snapshot().await?;
+        let live = self.supervisor.all_loaded_statuses().await;
+        Ok(snap
+            .rows
+            .iter()
+            .map(|(r, cs)| self.info(r, cs, live.get(&r.id)))
+            .collect())
     }
 
     /// One instance.
     pub async fn get(&self, id: &str) -> Result<InstanceInfo, CoreError> {
-        let row = match self
-            .db
-            .table::<insts::Entity>()
-            .get(&self.tenant, id.to_owned())
-            .await
-        {
-            Ok(r) => r,
-            Err(maim_db::DbError::NotFound { .. }) => {
-                return Err(CoreError::NotFound(format!("instance {id}")));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let cs = self
-            .db
-            .table::<comps::Entity>()
-            .find(
-                &self.tenant,
-                Query::new().filter(Filter::eq(comps::Column::InstanceId, id.to_owned())),
-            )
-            .await?;
-        self.info(row, cs).await
+        let snap = self.snapshot().await?;
+        let (row, cs) = snap
+            .rows
+            .iter()
+            .find(|(r, _)| r.id == id)
+            .ok_or_else(|| CoreError::NotFound(format!("instance {id}")))?;
+        let live = self.supervisor.loaded_statuses(id).await;
+        Ok(self.info(row, cs, Some(&live)))
     }
 
     /// Ports registered to any instance (optionally except one).
@@ -392,8 +419,10 @@ impl Catalog {
                 .table::<insts::Entity>()
                 .delete(&self.tenant, id.clone())
                 .await;
+            self.supervisor.rows().bump();
             return Err(e.into());
         }
+        self.supervisor.rows().bump();
         Ok(id)
     }
 
@@ -444,6 +473,7 @@ impl Catalog {
             .table::<insts::Entity>()
             .delete(&self.tenant, id.to_owned())
             .await?;
+        self.supervisor.rows().bump();
         let mut report = DeleteReport::default();
         if !remove_files {
             return Ok(report);

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod deploy;
 mod error;
+pub mod events;
 pub mod files;
 pub mod instance_files;
 pub mod jobs;

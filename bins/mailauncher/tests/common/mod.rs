@@ -182,8 +182,21 @@ impl App {
         session: &str,
         headers: &[(&str, &str)],
     ) -> Result<Ws, tungstenite::Error> {
+        self.ws_path(&format!("/ws/{session}"), headers)
+    }
+
+    /// The event WebSocket, after its `hello`.
+    #[allow(dead_code)]
+    pub fn events(&self) -> Ws {
+        let mut ws = self.ws_path("/events", &[]).unwrap();
+        ws.until(Duration::from_secs(5), "hello", |m| m["type"] == "hello");
+        ws
+    }
+
+    /// A WebSocket to `/api/v1{path}`.
+    pub fn ws_path(&self, path: &str, headers: &[(&str, &str)]) -> Result<Ws, tungstenite::Error> {
         use tungstenite::client::IntoClientRequest;
-        let mut req = format!("ws://127.0.0.1:{}/api/v1/ws/{session}", self.port)
+        let mut req = format!("ws://127.0.0.1:{}/api/v1{path}", self.port)
             .into_client_request()
             .unwrap();
         for (k, v) in headers {
@@ -267,7 +280,12 @@ impl Ws {
     }
 
     /// Reads messages until one satisfies `f`; returns it. Panics after `timeout`.
-    pub fn until(&mut self, timeout: Duration, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    pub fn until(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
         while Instant::now() < deadline {

@@ -4,91 +4,163 @@ use crate::{ApiError, AppState, ids};
 use actix_web::{HttpResponse, web};
 use launcher_core::catalog::{self, InstanceInfo, NewComponent, NewInstance};
 use launcher_core::logs::Replay;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-fn exit_json(info: &InstanceInfo) -> Value {
-    let r = &info.row;
-    if r.last_exit_at.is_none() {
-        return Value::Null;
-    }
-    json!({
-        "code": r.last_exit_code,
-        "signal": r.last_exit_signal,
-        "at": r.last_exit_at,
-        "reason": r.last_exit_reason,
-    })
+/// How the last process of an instance ended.
+#[derive(Debug, Serialize)]
+pub(crate) struct ExitView {
+    code: Option<i32>,
+    signal: Option<i32>,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    reason: Option<String>,
 }
 
-fn component_json(c: &catalog::ComponentInfo, state: &AppState, id: &str) -> Value {
-    let usage = state
-        .metrics
-        .instance(id)
-        .and_then(|s| s.components.get(&c.kind).copied());
-    json!({
-        "name": c.kind,
-        "path": c.path,
-        "port": c.port,
-        "status": c.status.state.as_str(),
-        "pid": c.status.pid,
-        "uptime": c.status.uptime().map(|d| d.as_secs()),
-        "restart_count": c.status.restart_count,
-        "failure": c.status.failure.as_ref().map(|f| json!({
-            "reason": f.reason,
-            "last_lines": f.last_lines,
-        })),
-        "cpu_percent": usage.map(|u| u.cpu_percent),
-        "memory_mb": usage.map(|u| u.rss_bytes as f64 / (1024.0 * 1024.0)),
-        "threads": usage.map(|u| u.threads),
-    })
+/// Why a component is `failed`.
+#[derive(Debug, Serialize)]
+pub(crate) struct FailureView {
+    reason: String,
+    last_lines: Vec<String>,
+}
+
+/// One component of an instance.
+#[derive(Debug, Serialize)]
+pub(crate) struct ComponentView {
+    name: String,
+    path: String,
+    port: Option<u16>,
+    status: &'static str,
+    pid: Option<u32>,
+    uptime: Option<u64>,
+    restart_count: u64,
+    failure: Option<FailureView>,
+    cpu_percent: Option<f32>,
+    memory_mb: Option<f64>,
+    threads: Option<u64>,
+}
+
+/// The instance as the legacy list shows it, plus the new statistics. Typed rather than a
+/// `json!` tree: the list is the frontend's polling target.
+#[derive(Debug, Serialize)]
+pub(crate) struct InstanceView {
+    id: String,
+    instance_id: String,
+    name: String,
+    status: &'static str,
+    desired_state: String,
+    #[serde(rename = "installedAt")]
+    installed_at: String,
+    created_at: String,
+    path: String,
+    port: Option<i32>,
+    version: String,
+    owned: bool,
+    /// The components other than MaiBot core (the legacy frontend's `services`).
+    services: Vec<ComponentView>,
+    components: Vec<ComponentView>,
+    total_runtime: u64,
+    start_count: i64,
+    crash_count: i64,
+    restart_count: u64,
+    last_start_time: Option<String>,
+    uptime: Option<u64>,
+    cpu_percent: Option<f32>,
+    memory_mb: Option<f64>,
+    threads: Option<u64>,
+    last_exit: Option<ExitView>,
+}
+
+fn mib(bytes: u64) -> f64 {
+    (bytes as f64 / (1024.0 * 1024.0) * 100.0).round() / 100.0
+}
+
+fn component_view(
+    c: &catalog::ComponentInfo,
+    sample: Option<&launcher_core::metrics::InstanceSample>,
+) -> ComponentView {
+    let usage = sample.and_then(|s| s.components.get(&c.kind).copied());
+    ComponentView {
+        name: c.kind.clone(),
+        path: c.path.clone(),
+        port: c.port,
+        status: c.status.state.as_str(),
+        pid: c.status.pid,
+        uptime: c.status.uptime().map(|d| d.as_secs()),
+        restart_count: c.status.restart_count,
+        failure: c.status.failure.as_ref().map(|f| FailureView {
+            reason: f.reason.clone(),
+            last_lines: f.last_lines.clone(),
+        }),
+        cpu_percent: usage.map(|u| u.cpu_percent),
+        memory_mb: usage.map(|u| mib(u.rss_bytes)),
+        threads: usage.map(|u| u.threads),
+    }
 }
 
 /// The instance as the legacy list shows it, plus the new statistics.
-pub(crate) fn instance_json(info: &InstanceInfo, state: &AppState) -> Value {
+pub(crate) fn instance_json(info: &InstanceInfo, state: &AppState) -> InstanceView {
     let r = &info.row;
-    let usage = state.metrics.instance(&r.id).map(|s| s.total);
+    let sample = state.metrics.instance(&r.id);
     let running = info.uptime_secs().is_some();
-    json!({
-        "id": r.id,
-        "instance_id": r.id,
-        "name": r.name,
-        "status": info.state.as_str(),
-        "desired_state": r.desired_state,
-        "installedAt": r.created_at.to_rfc3339(),
-        "created_at": r.created_at.to_rfc3339(),
-        "path": r.install_path,
-        "port": r.maibot_port,
-        "version": r.version,
-        "owned": r.owned,
-        "services": info
-            .components
-            .iter()
-            .filter(|c| c.kind != "main")
-            .map(|c| component_json(c, state, &r.id))
-            .collect::<Vec<_>>(),
-        "components": info
-            .components
-            .iter()
-            .map(|c| component_json(c, state, &r.id))
-            .collect::<Vec<_>>(),
-        "total_runtime": info.total_runtime_secs(),
-        "start_count": r.start_count,
-        "crash_count": r.crash_count,
-        "restart_count": info.restart_count(),
-        "last_start_time": r.last_start_at.map(|t| t.to_rfc3339()),
-        "uptime": info.uptime_secs(),
-        "cpu_percent": if running { usage.map(|u| u.cpu_percent) } else { None },
-        "memory_mb": if running { usage.map(|u| (u.rss_bytes as f64 / (1024.0 * 1024.0) * 100.0).round() / 100.0) } else { None },
-        "threads": if running { usage.map(|u| u.threads) } else { None },
-        "last_exit": exit_json(info),
-    })
+    let usage = sample.as_ref().map(|s| s.total).filter(|_| running);
+    let components: Vec<ComponentView> = info
+        .components
+        .iter()
+        .map(|c| component_view(c, sample.as_deref()))
+        .collect();
+    let services = info
+        .components
+        .iter()
+        .filter(|c| c.kind != "main")
+        .map(|c| component_view(c, sample.as_deref()))
+        .collect();
+    InstanceView {
+        id: r.id.clone(),
+        instance_id: r.id.clone(),
+        name: r.name.clone(),
+        status: info.state.as_str(),
+        desired_state: r.desired_state.clone(),
+        installed_at: r.created_at.to_rfc3339(),
+        created_at: r.created_at.to_rfc3339(),
+        path: r.install_path.clone(),
+        port: r.maibot_port,
+        version: r.version.clone(),
+        owned: r.owned,
+        services,
+        components,
+        total_runtime: info.total_runtime_secs(),
+        start_count: r.start_count,
+        crash_count: r.crash_count,
+        restart_count: info.restart_count(),
+        last_start_time: r.last_start_at.map(|t| t.to_rfc3339()),
+        uptime: info.uptime_secs(),
+        cpu_percent: usage.map(|u| u.cpu_percent),
+        memory_mb: usage.map(|u| mib(u.rss_bytes)),
+        threads: usage.map(|u| u.threads),
+        last_exit: r.last_exit_at.map(|at| ExitView {
+            code: r.last_exit_code,
+            signal: r.last_exit_signal,
+            at: Some(at),
+            reason: r.last_exit_reason.clone(),
+        }),
+    }
+}
+
+/// The list body.
+#[derive(Debug, Serialize)]
+pub(crate) struct InstanceList {
+    success: bool,
+    instances: Vec<InstanceView>,
 }
 
 /// `GET /instances`.
 pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let all = state.catalog.list().await?;
-    let items: Vec<Value> = all.iter().map(|i| instance_json(i, &state)).collect();
-    Ok(HttpResponse::Ok().json(json!({"success": true, "instances": items})))
+    let instances = all.iter().map(|i| instance_json(i, &state)).collect();
+    Ok(HttpResponse::Ok().json(InstanceList {
+        success: true,
+        instances,
+    }))
 }
 
 /// `GET /instances/stats`.

@@ -2,6 +2,7 @@
 
 mod configs;
 mod deploy;
+mod events;
 mod instances;
 mod resources;
 mod system;
@@ -53,8 +54,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/instances/{id}/components/{component}/logs",
             web::get().to(instances::component_logs),
-        );
-    // Not served yet by this build: a clear 501 instead of a 404 the UI cannot explain.
+        )
+        .route("/events", web::get().to(events::events));
     cfg.configure(resources::configure)
         .configure(configs::configure)
         .configure(deploy::configure);

@@ -17,8 +17,9 @@ use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, broadcast, mpsc};
 
 /// Supervisor-wide settings.
 #[derive(Debug, Clone)]
@@ -68,12 +69,44 @@ struct Instance {
     components: Vec<(String, Component)>,
 }
 
+/// A component changed state (or statistics), as live subscribers see it.
+#[derive(Debug, Clone)]
+pub struct StateChange {
+    /// Instance id.
+    pub instance: String,
+    /// Component kind.
+    pub component: String,
+    /// The component's new status.
+    pub status: Status,
+    /// The instance's summary state after the change.
+    pub instance_state: State,
+}
+
+/// Counts writes to the instance and component rows, so readers can keep a snapshot and
+/// know when it went stale without asking the database.
+#[derive(Debug, Default)]
+pub(crate) struct RowGeneration(AtomicU64);
+
+impl RowGeneration {
+    pub(crate) fn get(&self) -> u64 {
+        // Acquire pairs with the Release in `bump`: a reader that sees the new number also
+        // sees that the write it stands for has completed.
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+}
+
 /// Runs and records every instance of one tenant.
 pub struct Supervisor {
     db: Db,
     tenant: TenantScope,
     cfg: SupervisorConfig,
     instances: Mutex<HashMap<String, Arc<Instance>>>,
+    rows: Arc<RowGeneration>,
+    changes: broadcast::Sender<StateChange>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -113,12 +146,24 @@ pub(crate) fn summary(states: &[State]) -> State {
 impl Supervisor {
     /// A supervisor for `tenant`'s instances. Call [`Supervisor::reconcile`] once at boot.
     pub fn new(db: Db, tenant: TenantScope, cfg: SupervisorConfig) -> Arc<Self> {
+        let (changes, _) = broadcast::channel(1024);
         Arc::new(Self {
             db,
             tenant,
             cfg,
             instances: Mutex::new(HashMap::new()),
+            rows: Arc::new(RowGeneration::default()),
+            changes,
         })
+    }
+
+    /// State changes of every component, after they are recorded.
+    pub fn subscribe(&self) -> broadcast::Receiver<StateChange> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn rows(&self) -> &Arc<RowGeneration> {
+        &self.rows
     }
 
     pub(crate) fn order_of(&self, kind: &str) -> usize {
@@ -199,8 +244,12 @@ impl Supervisor {
             .unwrap_or_default();
         let inst = Arc::new(Instance { components });
         tokio::spawn(record(
-            self.db.clone(),
-            self.tenant.clone(),
+            Recorder {
+                db: self.db.clone(),
+                tenant: self.tenant.clone(),
+                rows: self.rows.clone(),
+                changes: self.changes.clone(),
+            },
             id.to_owned(),
             primary,
             inst.components.len(),
@@ -219,6 +268,7 @@ impl Supervisor {
             .table::<insts::Entity>()
             .update(&self.tenant, id.to_owned(), am)
             .await?;
+        self.rows.bump();
         Ok(())
     }
 
@@ -288,6 +338,21 @@ impl Supervisor {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// [`Supervisor::loaded_statuses`] of every loaded instance, under one lock.
+    pub async fn all_loaded_statuses(&self) -> HashMap<String, Vec<(String, Status)>> {
+        let map = self.instances.lock().await;
+        map.iter()
+            .map(|(id, i)| {
+                let s = i
+                    .components
+                    .iter()
+                    .map(|(k, c)| (k.clone(), c.status()))
+                    .collect();
+                (id.clone(), s)
+            })
+            .collect()
     }
 
     /// Live status of each component of an instance, in start order.
@@ -399,6 +464,7 @@ impl Supervisor {
                 });
             }
         }
+        self.rows.bump();
         Ok(report)
     }
 }
@@ -464,10 +530,19 @@ fn forward_status(
     });
 }
 
-/// One writer per instance: runs, statistics and observed state, in event order.
-async fn record(
+/// Where the recorder writes and whom it tells.
+struct Recorder {
     db: Db,
     tenant: TenantScope,
+    rows: Arc<RowGeneration>,
+    changes: broadcast::Sender<StateChange>,
+}
+
+/// One writer per instance: runs, statistics and observed state, in event order; then the
+/// row generation moves and subscribers hear of it (so a client reacting to the event reads
+/// the recorded state).
+async fn record(
+    rec: Recorder,
     id: String,
     primary: String,
     n: usize,
@@ -483,9 +558,19 @@ async fn record(
             prev: &prev,
             now: &s,
         };
-        if let Err(e) = persist(&db, &tenant, ev, &last, n).await {
+        if let Err(e) = persist(&rec.db, &rec.tenant, ev, &last, n).await {
             tracing::error!(instance = %id, component = %kind, error = %e, "could not record component state");
         }
+        rec.rows.bump();
+        let mut states: Vec<State> = last.values().map(|st| st.state).collect();
+        states.resize(n.max(states.len()), State::Stopped);
+        // No subscriber is not an error.
+        let _ = rec.changes.send(StateChange {
+            instance: id.clone(),
+            component: kind,
+            status: s,
+            instance_state: summary(&states),
+        });
     }
 }
 

@@ -8,7 +8,9 @@ pub mod spawn;
 
 pub use component::{Component, ComponentConfig};
 pub(crate) use instances::summary;
-pub use instances::{ReconcileReport, Supervisor, SupervisorConfig, derived_argv, python_for};
+pub use instances::{
+    ReconcileReport, StateChange, Supervisor, SupervisorConfig, derived_argv, python_for,
+};
 /// Re-exported so configuration can name stop signals.
 pub use nix::sys::signal::Signal;
 pub use spawn::{ProcessSpec, spawn};
