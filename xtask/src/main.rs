@@ -2,6 +2,7 @@
 
 mod bench_api;
 mod bench_db;
+mod bench_deploy;
 mod bench_supervisor;
 mod migrate;
 
@@ -31,6 +32,8 @@ enum Bench {
     Api(bench_api::Args),
     /// maim-db inserts and reads on SQLite and PostgreSQL.
     Db(bench_db::Args),
+    /// Full deploys with uv and with pip (the fixture, or a local MaiBot clone).
+    Deploy(bench_deploy::Args),
     /// Log pipeline throughput and process-control latencies.
     Supervisor(bench_supervisor::Args),
 }
@@ -57,6 +60,9 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench {
             which: Bench::Db(args),
         } => rt.block_on(bench_db::run(args)),
+        Cmd::Bench {
+            which: Bench::Deploy(args),
+        } => rt.block_on(bench_deploy::run(args)),
         Cmd::Bench {
             which: Bench::Supervisor(args),
         } => rt.block_on(bench_supervisor::run(args)),

@@ -242,6 +242,7 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
         events,
         data_dir,
         shutdown: shutdown_rx,
+        list_cache: Default::default(),
     };
     let prefix = settings.server.api_prefix.clone();
     let server = actix_web::HttpServer::new(move || {

@@ -460,3 +460,50 @@ fn graceful_shutdown_closes_sockets_and_stops_instances() {
     assert!(!alive, "the instance's process was stopped");
     let _: Value = Value::Null;
 }
+
+/// The first `/system/metrics` body that carries a sample.
+fn first_sample(app: &App) -> Value {
+    let deadline = Instant::now() + SECS(10);
+    loop {
+        let m = app.get("/system/metrics");
+        assert_eq!(m.status, 200);
+        if !m.body["data"]["sampled_at"].is_null() {
+            return m.body;
+        }
+        assert!(Instant::now() < deadline, "no metrics sample");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn metrics_requests_read_the_background_sample_whatever_the_interval() {
+    // An hour between samples: requests are still answered, all from the sample taken at
+    // start, so no request ever waits for (or triggers) sampling. How long a request takes
+    // therefore cannot depend on the interval; `cargo xtask bench api` reports the figure.
+    let slow = spawn_app_with(&[], &[("MAILAUNCHER_METRICS__INTERVAL_MS", "3600000")]);
+    let first = first_sample(&slow);
+    assert_eq!(first["data"]["sample_interval_ms"], 3_600_000);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1200) {
+        let m = slow.get("/system/metrics");
+        assert_eq!(m.status, 200);
+        assert_eq!(
+            m.body["data"]["sampled_at"], first["data"]["sampled_at"],
+            "a request must not take a sample of its own"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // At 200 ms the same route shows newer samples as they are taken.
+    let fast = spawn_app();
+    let first = first_sample(&fast);
+    let deadline = Instant::now() + SECS(10);
+    loop {
+        let m = fast.get("/system/metrics");
+        if m.body["data"]["sampled_at"] != first["data"]["sampled_at"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sample never moved");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -35,6 +35,31 @@ pub struct AppState {
     pub data_dir: PathBuf,
     /// Flips to `true` when the server shuts down (WebSockets close with 1001).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The last rendered instance list (the frontend polls it).
+    pub list_cache: RenderCache,
+}
+
+/// A rendered response body and what it was rendered from: the catalog generation, the
+/// metrics generation and the wall-clock second (uptimes are shown in seconds). Equal keys
+/// mean an equal body, so polling clients share one rendering per change or second.
+#[derive(Debug, Clone, Default)]
+pub struct RenderCache(std::sync::Arc<std::sync::Mutex<Option<(RenderKey, web::Bytes)>>>);
+
+/// What a cached body was rendered from.
+pub(crate) type RenderKey = (u64, u64, i64);
+
+impl RenderCache {
+    pub(crate) fn get(&self, key: RenderKey) -> Option<web::Bytes> {
+        // A poisoned lock only means a renderer panicked; the entry is still a whole value.
+        let slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, b)| b.clone())
+    }
+
+    pub(crate) fn put(&self, key: RenderKey, body: web::Bytes) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, body));
+    }
 }
 
 /// Largest JSON body accepted (config documents included).

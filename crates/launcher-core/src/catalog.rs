@@ -189,6 +189,12 @@ impl Catalog {
         &self.supervisor
     }
 
+    /// Moves whenever a row or a live status of any instance changes: what
+    /// [`Catalog::list`] returns can only differ when this did (or the clock moved).
+    pub fn generation(&self) -> u64 {
+        self.supervisor.rows().get()
+    }
+
     fn info(
         &self,
         row: &insts::Model,

@@ -320,6 +320,8 @@ impl Sampler {
 struct Snapshot {
     host: Arc<HostSample>,
     instances: HashMap<String, VecDeque<Arc<InstanceSample>>>,
+    /// Samples published so far (a cache key for views built from them).
+    published: u64,
 }
 
 /// The latest samples and a short per-instance history, shared with request handlers.
@@ -341,6 +343,11 @@ impl Metrics {
     /// The sampling interval.
     pub fn interval(&self) -> Duration {
         self.cfg.interval
+    }
+
+    /// How many samples were published: changes exactly when the latest sample does.
+    pub fn generation(&self) -> u64 {
+        self.inner.read().map(|s| s.published).unwrap_or_default()
     }
 
     /// The latest host sample (an empty one before the first tick).
@@ -375,6 +382,7 @@ impl Metrics {
             return;
         };
         s.host = Arc::new(host);
+        s.published += 1;
         // Instances that stopped keep their history (for the chart) but get no new points.
         for (id, sample) in instances {
             let h = s.instances.entry(id).or_default();

@@ -153,14 +153,39 @@ pub(crate) struct InstanceList {
     instances: Vec<InstanceView>,
 }
 
-/// `GET /instances`.
+/// `GET /instances`: rendered at most once per change or second, however many poll it.
 pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let all = state.catalog.list().await?;
-    let instances = all.iter().map(|i| instance_json(i, &state)).collect();
-    Ok(HttpResponse::Ok().json(InstanceList {
-        success: true,
-        instances,
-    }))
+    // Read the key before the data: a change during rendering leaves an older key behind,
+    // so the next request renders again.
+    let key = (
+        state.catalog.generation(),
+        state.metrics.generation(),
+        chrono::Utc::now().timestamp(),
+    );
+    let body = match state.list_cache.get(key) {
+        Some(b) => b,
+        None => {
+            let all = state.catalog.list().await?;
+            let instances = all.iter().map(|i| instance_json(i, &state)).collect();
+            let body = serde_json::to_vec(&InstanceList {
+                success: true,
+                instances,
+            })
+            .map_err(|e| {
+                ApiError::new(
+                    actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("could not render the list: {e}"),
+                )
+            })?;
+            let body = web::Bytes::from(body);
+            state.list_cache.put(key, body.clone());
+            body
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body))
 }
 
 /// `GET /instances/stats`.

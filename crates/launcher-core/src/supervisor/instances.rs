@@ -82,8 +82,9 @@ pub struct StateChange {
     pub instance_state: State,
 }
 
-/// Counts writes to the instance and component rows, so readers can keep a snapshot and
-/// know when it went stale without asking the database.
+/// Counts writes to the instance and component rows and changes of live component status,
+/// so readers can keep a snapshot (or a rendered view) and know when it went stale without
+/// asking the database.
 #[derive(Debug, Default)]
 pub(crate) struct RowGeneration(AtomicU64);
 
@@ -233,7 +234,12 @@ impl Supervisor {
                 log,
                 flush_after: self.cfg.flush_after,
             })?;
-            forward_status(c.kind.clone(), component.watch(), events_tx.clone());
+            forward_status(
+                c.kind.clone(),
+                component.watch(),
+                events_tx.clone(),
+                self.rows.clone(),
+            );
             components.push((c.kind.clone(), component));
         }
         // The instance's start count and runtime follow its first component (MaiBot core);
@@ -519,10 +525,13 @@ fn forward_status(
     kind: String,
     mut rx: tokio::sync::watch::Receiver<Status>,
     tx: mpsc::UnboundedSender<(String, Status)>,
+    rows: Arc<RowGeneration>,
 ) {
     tokio::spawn(async move {
         while rx.changed().await.is_ok() {
             let s = rx.borrow_and_update().clone();
+            // Views built from live statuses go stale now, before the row is recorded.
+            rows.bump();
             if tx.send((kind.clone(), s)).is_err() {
                 break;
             }
