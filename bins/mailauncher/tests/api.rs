@@ -507,3 +507,145 @@ fn metrics_requests_read_the_background_sample_whatever_the_interval() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The live calls of the frontend (`frontend-calls.json`), method and path template.
+const FRONTEND_CALLS: &[(&str, &str)] = &[
+    ("get", "/api/v1/version/current"),
+    ("get", "/api/v1/version/check"),
+    ("get", "/api/v1/system/health"),
+    ("get", "/api/v1/system/metrics"),
+    ("get", "/api/v1/instances"),
+    ("get", "/api/v1/instance/{id}/start"),
+    ("get", "/api/v1/instance/{id}/stop"),
+    ("get", "/api/v1/instance/{id}/restart"),
+    ("delete", "/api/v1/instance/{id}/delete"),
+    ("post", "/api/v1/instances/add"),
+    ("get", "/api/v1/deploy/versions"),
+    ("post", "/api/v1/deploy/deploy"),
+    ("get", "/api/v1/deploy/install-status/{instance_id}"),
+    ("post", "/api/v1/resource/{id}/emoji/count"),
+    ("post", "/api/v1/resource/{id}/emoji/batch"),
+    ("post", "/api/v1/resource/{id}/emoji"),
+    ("delete", "/api/v1/resource/{id}/emoji/{emoji_id}"),
+    ("post", "/api/v1/resource/{id}/person/count"),
+    ("post", "/api/v1/resource/{id}/person/batch"),
+    ("post", "/api/v1/resource/{id}/person"),
+    ("delete", "/api/v1/resource/{id}/person/{person_id}"),
+    (
+        "post",
+        "/api/v1/resource/{id}/person/{person_id}/interaction",
+    ),
+    ("get", "/api/v1/resource/{id}/info"),
+    ("get", "/api/v1/resources/{id}/config/get"),
+    ("post", "/api/v1/resources/{id}/config/update"),
+    ("get", "/api/v1/resources/{id}/lpmm/get"),
+    ("post", "/api/v1/resources/{id}/lpmm/update"),
+    ("get", "/api/v1/resources/{id}/env/get"),
+    ("post", "/api/v1/resources/{id}/env/update"),
+    ("get", "/api/v1/resources/{id}/adapter/napcat/get"),
+    ("post", "/api/v1/resources/{id}/adapter/napcat/update"),
+    ("get", "/api/v1/ws/{session}"),
+];
+
+/// Whether a documented template covers a concrete template (`{…}` matches any segment;
+/// a literal segment of the call may fall under a documented `{kind}`).
+fn covers(doc: &str, call: &str) -> bool {
+    let (d, c): (Vec<&str>, Vec<&str>) = (doc.split('/').collect(), call.split('/').collect());
+    d.len() == c.len()
+        && d.iter()
+            .zip(&c)
+            .all(|(d, c)| d == c || (d.starts_with('{') && (c.starts_with('{') || !c.is_empty())))
+}
+
+#[test]
+fn openapi_documents_every_route_and_the_docs_page_is_served() {
+    // Version listing would ask the default (network) git sources: point them nowhere.
+    let app = spawn_app_with(
+        &[],
+        &[
+            (
+                "MAILAUNCHER_DEPLOY__SOURCES__MAIBOT__URL",
+                "file:///nonexistent/maibot.git",
+            ),
+            ("MAILAUNCHER_DEPLOY__SOURCES__MAIBOT__MIRRORS", "[]"),
+            (
+                "MAILAUNCHER_DEPLOY__SOURCES__ADAPTER__URL",
+                "file:///nonexistent/adapter.git",
+            ),
+            ("MAILAUNCHER_DEPLOY__SOURCES__ADAPTER__MIRRORS", "[]"),
+        ],
+    );
+    let doc = app.request("GET", "/openapi.json", &[], None);
+    assert_eq!(doc.status, 200);
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(doc.body["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let paths = doc.body["paths"].as_object().unwrap();
+    let ops: Vec<(String, String)> = paths
+        .iter()
+        .flat_map(|(p, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| ["get", "post", "put", "patch", "delete"].contains(&m.as_str()))
+                .map(move |m| (m.clone(), p.clone()))
+        })
+        .collect();
+    assert!(ops.len() >= 60, "{} operations", ops.len());
+
+    // Everything the frontend calls is documented.
+    for (m, call) in FRONTEND_CALLS {
+        assert!(
+            ops.iter().any(|(dm, dp)| dm == m && covers(dp, call)),
+            "{m} {call} is not in the OpenAPI document"
+        );
+    }
+    // Everything documented is served: no operation falls through to the unknown-route
+    // answer (ids that exist nowhere get a 404 of their own kind, not `route_not_found`).
+    for (m, p) in &ops {
+        let concrete = p
+            .replace("{id}", "nosuchinstance")
+            .replace("{component}", "main")
+            .replace("{kind}", "config")
+            .replace("{session}", "nosuchinstance_main")
+            .replace("{emoji_id}", "1")
+            .replace("{person_id}", "p1")
+            .replace("{record_id}", "1");
+        let path = concrete.strip_prefix("/api/v1").unwrap();
+        let body = (m != "get" && m != "delete").then_some(b"{}".as_slice());
+        let r = app.request(&m.to_uppercase(), path, &[], body);
+        assert_ne!(
+            r.body["code"], "route_not_found",
+            "{m} {p} is documented but not served"
+        );
+        if r.status >= 400 {
+            assert!(
+                r.body["detail"].is_string() || path.starts_with("/ws/") || path == "/events",
+                "{m} {p}: {}",
+                r.body
+            );
+        }
+    }
+    // Typed schemas are in the components.
+    for s in ["InstanceView", "InstanceList", "DeployRequest", "ErrorBody"] {
+        assert!(
+            doc.body["components"]["schemas"][s].is_object(),
+            "schema {s}"
+        );
+    }
+
+    // The browsable page, from assets inside the binary.
+    let page = ureq::get(&format!("http://127.0.0.1:{}/docs/", app.port))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(page.to_lowercase().contains("swagger"), "{page}");
+    let index = ureq::get(&format!("http://127.0.0.1:{}/", app.port))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(index.contains("/docs/"));
+}

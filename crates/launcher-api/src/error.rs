@@ -7,7 +7,8 @@ use serde::Serialize;
 use std::fmt;
 
 /// An error as the client sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
 pub struct ApiError {
     #[serde(skip)]
     status: StatusCode,

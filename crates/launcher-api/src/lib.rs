@@ -3,6 +3,7 @@
 
 mod error;
 mod ids;
+mod openapi;
 mod routes;
 pub mod security;
 
@@ -72,6 +73,7 @@ pub fn configure(
     security: security::Security,
 ) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
     move |cfg| {
+        let version = state.version;
         cfg.app_data(web::Data::new(state))
             .app_data(web::Data::new(security))
             .app_data(
@@ -82,6 +84,12 @@ pub fn configure(
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .route("/", web::get().to(routes::index))
+            // Before the API scope: a scope answers every path under it, so the spec's URL
+            // must be claimed first.
+            .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
+                format!("{prefix}/openapi.json"),
+                openapi::document(prefix, version),
+            ))
             .service(web::scope(prefix).configure(routes::configure));
     }
 }

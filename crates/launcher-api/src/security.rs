@@ -126,6 +126,14 @@ fn is_ws_upgrade(req: &ServiceRequest) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+/// The index page and the API documentation need no token: a browser cannot attach one to
+/// a page load, and they hold nothing about the user's instances. Origin rules still apply.
+fn is_public_doc(req: &ServiceRequest) -> bool {
+    let p = req.path();
+    req.method() == actix_web::http::Method::GET
+        && (p == "/" || p == "/docs" || p.starts_with("/docs/") || p.ends_with("/openapi.json"))
+}
+
 /// The guard middleware (see the module docs).
 pub async fn guard(
     req: ServiceRequest,
@@ -179,7 +187,10 @@ pub async fn guard(
             }
         }
     }
-    if sec.token.is_some() && req.method() != actix_web::http::Method::OPTIONS {
+    if sec.token.is_some()
+        && req.method() != actix_web::http::Method::OPTIONS
+        && !is_public_doc(&req)
+    {
         let bearer = h
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

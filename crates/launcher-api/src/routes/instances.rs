@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// How the last process of an instance ended.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ExitView {
     code: Option<i32>,
     signal: Option<i32>,
@@ -17,14 +17,14 @@ pub(crate) struct ExitView {
 }
 
 /// Why a component is `failed`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct FailureView {
     reason: String,
     last_lines: Vec<String>,
 }
 
 /// One component of an instance.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ComponentView {
     name: String,
     path: String,
@@ -41,7 +41,7 @@ pub(crate) struct ComponentView {
 
 /// The instance as the legacy list shows it, plus the new statistics. Typed rather than a
 /// `json!` tree: the list is the frontend's polling target.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct InstanceView {
     id: String,
     instance_id: String,
@@ -147,7 +147,7 @@ pub(crate) fn instance_json(info: &InstanceInfo, state: &AppState) -> InstanceVi
 }
 
 /// The list body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct InstanceList {
     success: bool,
     instances: Vec<InstanceView>,
@@ -345,7 +345,8 @@ pub(crate) async fn modern_delete(
     Ok(HttpResponse::Ok().json(json!({"deleted": id, "files": report_json(&report)})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ServiceRequest)]
 pub(crate) struct ServiceReq {
     name: String,
     #[serde(default)]
@@ -358,7 +359,8 @@ pub(crate) struct ServiceReq {
 }
 
 /// The frontend's "add existing instance" body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = AddExistingRequest)]
 pub(crate) struct AddReq {
     instance_name: String,
     #[serde(default)]

@@ -10,6 +10,11 @@ mod terminal;
 
 use actix_web::{HttpResponse, web};
 
+pub(crate) use instances::{
+    AddReq as AddExistingRequest, ComponentView, ExitView, FailureView, InstanceList, InstanceView,
+    ServiceReq as ServiceRequest,
+};
+
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     // Legacy (frontend) surface.
     cfg.route("/system/health", web::get().to(system::health))
@@ -69,6 +74,8 @@ pub(crate) async fn index() -> HttpResponse {
             "<!doctype html><meta charset=utf-8><title>MaiLauncher</title>",
             "<h1>MaiLauncher backend</h1>",
             "<p>This is the local MaiLauncher daemon. The API lives under <code>/api/v1</code>; ",
-            "health: <a href=\"/api/v1/system/health\">/api/v1/system/health</a>.</p>"
+            "health: <a href=\"/api/v1/system/health\">/api/v1/system/health</a>.</p>",
+            "<p>API documentation: <a href=\"/docs/\">/docs/</a> ",
+            "(OpenAPI: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>).</p>"
         ))
 }

@@ -52,6 +52,7 @@ impl ComponentKind {
 
 /// One requested component.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ComponentRequest {
     /// `main` or `napcat-ada`.
     pub kind: String,
@@ -71,6 +72,7 @@ fn default_host() -> String {
 
 /// What a client asks to deploy.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeployRequest {
     /// Display name (letters, digits, space, `-_.`; at most 64 characters). Uniqueness is
     /// the caller's check against its database.
