@@ -12,8 +12,8 @@
 //! gone, a `gap` message says how much, so the client knows to re-read over HTTP.
 
 use crate::AppState;
-use crate::security::{NeedsWsAuth, Security, WS_TOKEN_PROTOCOL, offered_ws_token};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use crate::security::Security;
+use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Session};
 use launcher_core::events::BusEvent;
 use launcher_core::logs::{Event, Replay};
@@ -160,10 +160,7 @@ pub(crate) async fn events(
     state: web::Data<AppState>,
     sec: web::Data<Security>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let offered = offered_ws_token(&req).map(|t| format!("{WS_TOKEN_PROTOCOL}{t}"));
-    let protocols: Vec<&str> = offered.iter().map(String::as_str).collect();
-    let (res, ws, stream) = actix_ws::handle_with_protocols(&req, body, &protocols)?;
-    let needs_auth = req.extensions().get::<NeedsWsAuth>().is_some();
+    let (res, ws, stream, needs_auth) = super::terminal::upgrade(&req, body)?;
     let state = state.into_inner();
     let sec = sec.into_inner();
     actix_web::rt::spawn(async move {

@@ -90,6 +90,20 @@ async fn close(mut ws: Session, code: u16, kind: &str, message: &str) {
         .await;
 }
 
+/// Accepts a WebSocket upgrade, echoing the token sub-protocol when the client offered one
+/// (browsers drop a socket whose offered protocol is not answered). The flag says the
+/// socket must still authenticate with its first message.
+pub(super) fn upgrade(
+    req: &HttpRequest,
+    body: web::Payload,
+) -> Result<(HttpResponse, Session, actix_ws::MessageStream, bool), actix_web::Error> {
+    let offered = offered_ws_token(req).map(|t| format!("{WS_TOKEN_PROTOCOL}{t}"));
+    let protocols: Vec<&str> = offered.iter().map(String::as_str).collect();
+    let (res, ws, stream) = actix_ws::handle_with_protocols(req, body, &protocols)?;
+    let needs_auth = req.extensions().get::<NeedsWsAuth>().is_some();
+    Ok((res, ws, stream, needs_auth))
+}
+
 /// `GET /ws/{session}` (upgrade).
 pub(crate) async fn terminal(
     req: HttpRequest,
@@ -98,10 +112,7 @@ pub(crate) async fn terminal(
     sec: web::Data<Security>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let offered = offered_ws_token(&req).map(|t| format!("{WS_TOKEN_PROTOCOL}{t}"));
-    let protocols: Vec<&str> = offered.iter().map(String::as_str).collect();
-    let (res, ws, stream) = actix_ws::handle_with_protocols(&req, body, &protocols)?;
-    let needs_auth = req.extensions().get::<NeedsWsAuth>().is_some();
+    let (res, ws, stream, needs_auth) = upgrade(&req, body)?;
     let session = path.into_inner();
     let state = state.into_inner();
     let sec = sec.into_inner();
