@@ -179,6 +179,10 @@ fn security(settings: &Settings) -> anyhow::Result<Security> {
 }
 
 async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
+    // Listen before anything is announced: a supervisor (or a test) may send SIGINT the
+    // moment it reads the "listening on" line, and an uninstalled handler means the
+    // default action, which kills the process without stopping its instances.
+    let signals = Signals::install()?;
     let data_dir = settings.data_dir();
     std::fs::create_dir_all(&data_dir)?;
     let security = security(&settings)?;
@@ -271,7 +275,7 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
     let handle = server.handle();
     let server_task = tokio::spawn(server);
 
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("shutting down: closing WebSockets, stopping instances");
     // WebSocket viewers get a close frame with 1001 before the server stops accepting.
     let _ = shutdown_tx.send(true);
@@ -288,13 +292,25 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT listeners, installed together.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
+    }
 }
