@@ -1,10 +1,12 @@
 //! Opening the database: scheme allow-list, SQLite pragmas, pool options, redaction.
 
 use crate::error::{DbError, DbResult};
+use crate::lite::Lite;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which engine a [`Db`] talks to.
@@ -99,6 +101,9 @@ impl fmt::Display for DatabaseUrl {
 #[derive(Clone)]
 pub struct Db {
     pub(crate) conn: DatabaseConnection,
+    /// The rusqlite engine for scoped tables on a SQLite file (see `lite`); `None` on
+    /// PostgreSQL and in-memory SQLite, where everything goes through `conn`.
+    pub(crate) lite: Option<Arc<Lite>>,
     backend: Backend,
     url: DatabaseUrl,
     schema: Option<String>,
@@ -222,9 +227,24 @@ pub async fn connect(url: &str, options: &DbOptions) -> DbResult<Db> {
     let conn = Database::connect(opts)
         .await
         .map_err(|e| connect_error(&safe, e))?;
+    // The pool has created the file and switched it to WAL; the engine opens beside it.
+    let lite = match (backend, sqlite_path(url)) {
+        // URI forms (`file:…`, `mode=memory`) are sqlx's business alone.
+        (Backend::Sqlite, Some(path))
+            if !url.contains("mode=memory") && !path.starts_with("file:") =>
+        {
+            Some(Arc::new(Lite::open(
+                &path,
+                options.sqlite_busy_timeout,
+                options.max_connections as usize,
+            )?))
+        }
+        _ => None,
+    };
     tracing::info!(url = %safe, ?backend, "database connected");
     Ok(Db {
         conn,
+        lite,
         backend,
         url: safe,
         schema: options.postgres_schema.clone(),
@@ -248,6 +268,21 @@ impl Db {
         &self.url
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`, waiting out the busy timeout): a deferred transaction that reads
+    /// first fails at once, without waiting, if another connection (the scoped-table
+    /// engine, another process) commits between its read and its write.
+    pub(crate) async fn begin_write(&self) -> DbResult<sea_orm::DatabaseTransaction> {
+        use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+        Ok(self
+            .conn
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await?)
+    }
+
     pub(crate) fn db_backend(&self) -> DbBackend {
         self.conn.get_database_backend()
     }
@@ -259,7 +294,9 @@ impl Db {
 
     /// Closes the pool, waiting for in-flight statements; on SQLite the WAL is
     /// checkpointed into the main file first.
-    pub async fn close(self) -> DbResult<()> {
+    pub async fn close(mut self) -> DbResult<()> {
+        // The engine's connections close first, so the checkpoint below can truncate.
+        self.lite = None;
         if self.backend == Backend::Sqlite {
             // Best effort: a failed checkpoint only leaves a larger -wal file behind.
             let _ = self

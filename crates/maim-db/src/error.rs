@@ -83,7 +83,7 @@ impl From<sea_orm::TransactionError<DbError>> for DbError {
 
 /// Pulls the constraint (PostgreSQL) or column list (SQLite) out of a driver message,
 /// so a conflict says which key refused it.
-fn constraint_name(msg: &str) -> String {
+pub(crate) fn constraint_name(msg: &str) -> String {
     if let Some(rest) = msg.split("constraint \"").nth(1)
         && let Some(name) = rest.split('"').next()
     {

@@ -26,8 +26,10 @@
 mod admin;
 pub mod config;
 mod connect;
+mod decode;
 pub mod entity;
 mod error;
+mod lite;
 mod migrate;
 pub mod registry;
 pub mod repo;

@@ -6,16 +6,22 @@
 //! so a caller condition can never break out of the parentheses around it and undo the
 //! scope (the original's `orwhere` and raw-SQL holes).
 
-use crate::connect::Db;
+use crate::connect::{Backend, Db};
 use crate::error::{DbError, DbResult};
+use crate::lite::Cost;
+use crate::lite::exec::{self, Sql};
 use crate::scope::{AgentScope, TenantScope};
 use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Asterisk, Expr, Query as SeaQuery, SqliteQueryBuilder};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ActiveValue, ColumnTrait, Condition, EntityTrait,
     IdenStatic, IntoActiveModel, Iterable, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait, Value,
+    QuerySelect, Value,
 };
+use sea_orm::{ConnectionTrait, DbBackend, QueryTrait};
+use serde::Deserialize as _;
 use std::fmt;
+use std::fmt::Write as _;
 use std::marker::PhantomData;
 
 /// What a scope pins down: always a tenant, and for agent scopes an agent.
@@ -310,14 +316,22 @@ impl Db {
     }
 }
 
-/// SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535; batches are
-/// cut so that one statement stays under the smaller bound.
-const MAX_PARAMS: usize = 30_000;
+/// Bound parameters one multi-row INSERT may carry: SQLite allows 32,766 per statement,
+/// PostgreSQL 65,535 (its wire format counts them in 16 bits).
+fn max_params(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 32_766,
+        Backend::Postgres => 65_535,
+    }
+}
+
+/// Reads bounded to this many rows run on the calling task on SQLite (see `lite`).
+const SHORT_READ_ROWS: u64 = 200;
 
 impl<E> ScopedTable<'_, E>
 where
     E: Scoped,
-    E::Model: IntoActiveModel<E::ActiveModel> + Send + Sync,
+    E::Model: IntoActiveModel<E::ActiveModel> + serde::de::DeserializeOwned + Send + Sync,
     E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
 {
     fn scope_condition(scope: &E::Scope) -> DbResult<Condition> {
@@ -345,13 +359,17 @@ where
 
     /// Refuses a model whose scope columns name another scope; leaves them untouched
     /// when they are unset or agree.
-    fn check_scope(scope: &E::Scope, am: &E::ActiveModel) -> DbResult<()> {
-        for (col, want) in Self::scope_values(scope)? {
-            let got = match am.get(col) {
+    fn check_scope(
+        scope: &E::Scope,
+        values: &[(E::Column, Value)],
+        am: &E::ActiveModel,
+    ) -> DbResult<()> {
+        for (col, want) in values {
+            let got = match am.get(*col) {
                 ActiveValue::Set(v) | ActiveValue::Unchanged(v) => v,
                 ActiveValue::NotSet => continue,
             };
-            if got != want {
+            if got != *want {
                 return Err(DbError::ScopeViolation(format!(
                     "{}.{} is {got:?} but the scope is {scope:?}",
                     E::default().table_name(),
@@ -362,17 +380,30 @@ where
         Ok(())
     }
 
-    fn stamp_insert(scope: &E::Scope, am: &mut E::ActiveModel) -> DbResult<()> {
-        Self::check_scope(scope, am)?;
-        for (col, v) in Self::scope_values(scope)? {
-            am.set(col, v);
+    /// What every row of one insert call gets stamped with, looked up once per call.
+    fn insert_stamp(scope: &E::Scope) -> DbResult<InsertStamp<E::Column>> {
+        Ok(InsertStamp {
+            scope: Self::scope_values(scope)?,
+            times: ["created_at", "updated_at"]
+                .into_iter()
+                .filter_map(column::<E>)
+                .collect(),
+            now: Value::from(chrono::Utc::now()),
+        })
+    }
+
+    fn stamp_insert(
+        scope: &E::Scope,
+        stamp: &InsertStamp<E::Column>,
+        am: &mut E::ActiveModel,
+    ) -> DbResult<()> {
+        Self::check_scope(scope, &stamp.scope, am)?;
+        for (col, v) in &stamp.scope {
+            am.set(*col, v.clone());
         }
-        let now = Value::from(chrono::Utc::now());
-        for name in ["created_at", "updated_at"] {
-            if let Some(col) = column::<E>(name)
-                && !am.get(col).is_set()
-            {
-                am.set(col, now.clone());
+        for col in &stamp.times {
+            if !am.get(*col).is_set() {
+                am.set(*col, stamp.now.clone());
             }
         }
         Ok(())
@@ -381,8 +412,9 @@ where
     /// Prepares a model for an UPDATE: the scope columns and the primary key are never
     /// rewritten, and `updated_at` is refreshed on every update path.
     fn stamp_update(scope: &E::Scope, am: &mut E::ActiveModel) -> DbResult<()> {
-        Self::check_scope(scope, am)?;
-        for (col, _) in Self::scope_values(scope)? {
+        let values = Self::scope_values(scope)?;
+        Self::check_scope(scope, &values, am)?;
+        for (col, _) in values {
             am.not_set(col);
         }
         for name in ["id", "created_at"] {
@@ -399,7 +431,19 @@ where
     /// Inserts one row in the scope and returns it. Scope columns left unset are filled
     /// in; set to another scope, the insert is refused.
     pub async fn insert(&self, scope: &E::Scope, mut am: E::ActiveModel) -> DbResult<E::Model> {
-        Self::stamp_insert(scope, &mut am)?;
+        Self::stamp_insert(scope, &Self::insert_stamp(scope)?, &mut am)?;
+        if let Some(lite) = &self.db.lite {
+            let (cols, values) = exec::take_columns::<E>(am);
+            let sql = Sql {
+                text: exec::insert_sql::<E>(&cols, true),
+                values,
+            };
+            return lite
+                .write(Cost::Short, move |c| {
+                    first::<E>(exec::models::<E>(c, &sql, 1)?)
+                })
+                .await;
+        }
         Ok(E::insert(am).exec_with_returning(&self.db.conn).await?)
     }
 
@@ -409,13 +453,22 @@ where
         if n == 0 {
             return Ok(0);
         }
+        let stamp = Self::insert_stamp(scope)?;
         let mut stamped = Vec::with_capacity(n);
         for mut am in rows {
-            Self::stamp_insert(scope, &mut am)?;
+            Self::stamp_insert(scope, &stamp, &mut am)?;
             stamped.push(am);
         }
-        let per_stmt = (MAX_PARAMS / E::Column::iter().count().max(1)).max(1);
-        let txn = self.db.conn.begin().await?;
+        if let Some(lite) = &self.db.lite {
+            // One prepared single-row INSERT per shape, stepped per row: SQLite parses it
+            // once, where a multi-row VALUES list would be parsed per batch.
+            let groups = exec::group_rows::<E>(stamped)?;
+            return lite
+                .write(Cost::Long, move |c| exec::insert_groups(c, &groups))
+                .await;
+        }
+        let per_stmt = (max_params(self.db.backend()) / E::Column::iter().count().max(1)).max(1);
+        let txn = self.db.begin_write().await?;
         let mut it = stamped.into_iter().peekable();
         while it.peek().is_some() {
             let chunk: Vec<_> = it.by_ref().take(per_stmt).collect();
@@ -425,14 +478,88 @@ where
         Ok(n as u64)
     }
 
+    /// Runs a read of whole rows on whichever engine serves this database.
+    ///
+    /// SQLite gets `SELECT *` (decoded by column name) and LIMIT and OFFSET as literals:
+    /// bound as parameters, they make it re-prepare the statement on every execution (its
+    /// planner looks at their values), which cost more than the read itself.
+    async fn read_models(
+        &self,
+        cond: Condition,
+        order: &[(E::Column, Order)],
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> DbResult<Vec<E::Model>> {
+        match &self.db.lite {
+            Some(lite) => {
+                let sql = Self::select_sql(cond, order, limit, offset)?;
+                let (cost, capacity) = match limit {
+                    Some(l) if l <= SHORT_READ_ROWS => (Cost::Short, l as usize),
+                    _ => (Cost::Long, 0),
+                };
+                lite.read(cost, move |c| exec::models::<E>(c, &sql, capacity))
+                    .await
+            }
+            None => {
+                let mut select = E::find().filter(cond);
+                for (col, ord) in order {
+                    select = select.order_by(*col, ord.clone());
+                }
+                if let Some(l) = limit {
+                    select = select.limit(l);
+                }
+                if let Some(o) = offset {
+                    select = select.offset(o);
+                }
+                let rows = self
+                    .db
+                    .conn
+                    .query_all_raw(select.build(self.db.db_backend()))
+                    .await?;
+                let columns = crate::lite::value::entity_columns::<E>();
+                rows.iter()
+                    .map(|row| {
+                        E::Model::deserialize(crate::decode::RowDe {
+                            row,
+                            columns: &columns,
+                        })
+                        .map_err(DbError::from)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The SQLite text of a whole-row read (see [`Self::read_models`]).
+    fn select_sql(
+        cond: Condition,
+        order: &[(E::Column, Order)],
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> DbResult<Sql> {
+        let mut q = SeaQuery::select();
+        q.column(Asterisk).from(E::default()).cond_where(cond);
+        for (col, ord) in order {
+            q.order_by(*col, ord.clone());
+        }
+        let mut sql = Sql::from(q.build(SqliteQueryBuilder));
+        match (limit, offset) {
+            (Some(l), Some(o)) => write!(sql.text, " LIMIT {l} OFFSET {o}"),
+            (Some(l), None) => write!(sql.text, " LIMIT {l}"),
+            (None, Some(o)) => write!(sql.text, " LIMIT -1 OFFSET {o}"),
+            (None, None) => Ok(()),
+        }
+        .map_err(|e| DbError::Database(e.to_string()))?;
+        Ok(sql)
+    }
+
     /// The row with primary key `id`, if it is in the scope.
     pub async fn get(&self, scope: &E::Scope, id: impl Into<Value>) -> DbResult<E::Model> {
         let pk = required_column::<E>("id")?;
-        E::find()
-            .filter(Self::scope_condition(scope)?)
-            .filter(pk.eq(id.into()))
-            .one(&self.db.conn)
+        let cond = Self::scope_condition(scope)?.add(pk.eq(id.into()));
+        self.read_models(cond, &[], Some(1), None)
             .await?
+            .pop()
             .ok_or(DbError::NotFound {
                 entity: table_entity::<E>(),
             })
@@ -444,41 +571,34 @@ where
         scope: &E::Scope,
         filter: Filter<E>,
     ) -> DbResult<Option<E::Model>> {
-        Ok(E::find()
-            .filter(Self::scope_condition(scope)?)
-            .filter(filter.condition())
-            .one(&self.db.conn)
-            .await?)
+        let cond = Self::scope_condition(scope)?.add(filter.condition());
+        Ok(self.read_models(cond, &[], Some(1), None).await?.pop())
     }
 
     /// The rows of the scope matching `query`.
     pub async fn find(&self, scope: &E::Scope, query: Query<E>) -> DbResult<Vec<E::Model>> {
-        Ok(Self::select(scope, &query)?.all(&self.db.conn).await?)
-    }
-
-    fn select(scope: &E::Scope, query: &Query<E>) -> DbResult<sea_orm::Select<E>> {
-        let mut q = E::find()
-            .filter(Self::scope_condition(scope)?)
-            .filter(query.filter.condition());
-        for (col, ord) in &query.order {
-            q = q.order_by(*col, ord.clone());
-        }
-        if let Some(l) = query.limit {
-            q = q.limit(l);
-        }
-        if let Some(o) = query.offset {
-            q = q.offset(o);
-        }
-        Ok(q)
+        let cond = Self::scope_condition(scope)?.add(query.filter.condition());
+        self.read_models(cond, &query.order, query.limit, query.offset)
+            .await
     }
 
     /// How many rows of the scope match `filter`.
     pub async fn count(&self, scope: &E::Scope, filter: Filter<E>) -> DbResult<u64> {
-        Ok(E::find()
+        let select = E::find()
             .filter(Self::scope_condition(scope)?)
-            .filter(filter.condition())
-            .count(&self.db.conn)
-            .await?)
+            .filter(filter.condition());
+        match &self.db.lite {
+            Some(lite) => {
+                let mut q = select.into_query();
+                q.clear_selects().expr(Expr::cust("COUNT(*)"));
+                let sql = Sql::from(q.build(SqliteQueryBuilder));
+                let n = lite
+                    .read(Cost::Long, move |c| exec::scalar(c, &sql))
+                    .await?;
+                Ok(u64::try_from(n).unwrap_or_default())
+            }
+            None => Ok(select.count(&self.db.conn).await?),
+        }
     }
 
     /// Updates the columns set in `am` on the row `id` of the scope and returns the row.
@@ -491,12 +611,20 @@ where
     ) -> DbResult<E::Model> {
         Self::stamp_update(scope, &mut am)?;
         let pk = required_column::<E>("id")?;
-        let mut rows = E::update_many()
+        let update = E::update_many()
             .set(am)
             .filter(Self::scope_condition(scope)?)
-            .filter(pk.eq(id.into()))
-            .exec_with_returning(&self.db.conn)
-            .await?;
+            .filter(pk.eq(id.into()));
+        let mut rows = match &self.db.lite {
+            Some(lite) => {
+                let mut q = update.into_query();
+                q.returning(SeaQuery::returning().columns(E::Column::iter()));
+                let sql = Sql::from(q.build(SqliteQueryBuilder));
+                lite.write(Cost::Short, move |c| exec::models::<E>(c, &sql, 1))
+                    .await?
+            }
+            None => update.exec_with_returning(&self.db.conn).await?,
+        };
         rows.pop().ok_or(DbError::NotFound {
             entity: table_entity::<E>(),
         })
@@ -511,13 +639,18 @@ where
         mut am: E::ActiveModel,
     ) -> DbResult<u64> {
         Self::stamp_update(scope, &mut am)?;
-        let res = E::update_many()
+        let update = E::update_many()
             .set(am)
             .filter(Self::scope_condition(scope)?)
-            .filter(filter.condition())
-            .exec(&self.db.conn)
-            .await?;
-        Ok(res.rows_affected)
+            .filter(filter.condition());
+        match &self.db.lite {
+            Some(lite) => {
+                let sql = Sql::from(update.build(DbBackend::Sqlite));
+                lite.write(Cost::Long, move |c| exec::execute(c, &sql))
+                    .await
+            }
+            None => Ok(update.exec(&self.db.conn).await?.rows_affected),
+        }
     }
 
     /// Inserts the row, or updates the columns it sets when a row with the same natural
@@ -530,7 +663,7 @@ where
                 E::default().table_name()
             )));
         }
-        Self::stamp_insert(scope, &mut am)?;
+        Self::stamp_insert(scope, &Self::insert_stamp(scope)?, &mut am)?;
         let mut target: Vec<E::Column> = Self::scope_values(scope)?
             .into_iter()
             .map(|(c, _)| c)
@@ -548,35 +681,150 @@ where
         let on_conflict = OnConflict::columns(target)
             .update_columns(update_cols)
             .to_owned();
-        Ok(E::insert(am)
-            .on_conflict(on_conflict)
-            .exec_with_returning(&self.db.conn)
-            .await?)
+        let insert = E::insert(am).on_conflict(on_conflict);
+        match &self.db.lite {
+            Some(lite) => {
+                let mut q = insert.into_query();
+                q.returning(SeaQuery::returning().columns(E::Column::iter()));
+                let sql = Sql::from(q.build(SqliteQueryBuilder));
+                lite.write(Cost::Short, move |c| {
+                    first::<E>(exec::models::<E>(c, &sql, 1)?)
+                })
+                .await
+            }
+            None => Ok(insert.exec_with_returning(&self.db.conn).await?),
+        }
+    }
+
+    /// Runs a DELETE on whichever engine serves this database; returns rows deleted.
+    async fn run_delete(&self, delete: sea_orm::DeleteMany<E>, cost: Cost) -> DbResult<u64> {
+        match &self.db.lite {
+            Some(lite) => {
+                let sql = Sql::from(delete.build(DbBackend::Sqlite));
+                lite.write(cost, move |c| exec::execute(c, &sql)).await
+            }
+            None => Ok(delete.exec(&self.db.conn).await?.rows_affected),
+        }
     }
 
     /// Deletes the row `id` if it is in the scope; returns whether a row was deleted.
     pub async fn delete(&self, scope: &E::Scope, id: impl Into<Value>) -> DbResult<bool> {
         let pk = required_column::<E>("id")?;
-        let res = E::delete_many()
+        let delete = E::delete_many()
             .filter(Self::scope_condition(scope)?)
-            .filter(pk.eq(id.into()))
-            .exec(&self.db.conn)
-            .await?;
-        Ok(res.rows_affected > 0)
+            .filter(pk.eq(id.into()));
+        Ok(self.run_delete(delete, Cost::Short).await? > 0)
     }
 
     /// Deletes every row of the scope matching `filter`; returns how many.
     pub async fn delete_where(&self, scope: &E::Scope, filter: Filter<E>) -> DbResult<u64> {
-        let res = E::delete_many()
+        let delete = E::delete_many()
             .filter(Self::scope_condition(scope)?)
-            .filter(filter.condition())
-            .exec(&self.db.conn)
-            .await?;
-        Ok(res.rows_affected)
+            .filter(filter.condition());
+        self.run_delete(delete, Cost::Long).await
     }
+}
+
+/// The one row a single-row write returned.
+fn first<E: EntityTrait>(mut rows: Vec<E::Model>) -> DbResult<E::Model> {
+    rows.pop().ok_or(DbError::NotFound {
+        entity: table_entity::<E>(),
+    })
+}
+
+/// The scope columns and timestamps an insert call stamps on its rows.
+struct InsertStamp<C> {
+    scope: Vec<(C, Value)>,
+    times: Vec<C>,
+    now: Value,
 }
 
 fn table_entity<E: EntityTrait>() -> &'static str {
     // Table names are 'static in every entity this crate defines.
     E::default().table_name()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+    use super::*;
+    use crate::entity::runtime::messages;
+    use crate::repo::{NewAgent, NewTenant};
+    use crate::{DbOptions, SystemScope, connect, sqlite_url};
+
+    /// SQLite re-prepares a statement whenever a parameter its planner looked at is
+    /// rebound (LIMIT is one); the hot read must run as one cached statement instead.
+    #[tokio::test]
+    async fn the_latest_messages_read_is_prepared_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = connect(&sqlite_url(&dir.path().join("m.db")), &DbOptions::default())
+            .await
+            .unwrap();
+        let sys = SystemScope::new("test");
+        db.migrate(&sys).await.unwrap();
+        let t = db
+            .tenants()
+            .create(
+                &sys,
+                NewTenant {
+                    tenant_name: "t".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let ts = TenantScope::new(t.id).unwrap();
+        let a = db
+            .agents()
+            .create(
+                &ts,
+                NewAgent {
+                    name: "a".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let scope = ts.agent(a.id).unwrap();
+        let table = db.table::<messages::Entity>();
+        let rows = (0..30)
+            .map(|i| messages::ActiveModel {
+                message_id: ActiveValue::Set(format!("m{i}")),
+                time: ActiveValue::Set(f64::from(i)),
+                chat_id: ActiveValue::Set("c".into()),
+                chat_info_stream_id: ActiveValue::Set("c".into()),
+                chat_info_platform: ActiveValue::Set("qq".into()),
+                chat_info_user_platform: ActiveValue::Set("qq".into()),
+                chat_info_user_id: ActiveValue::Set("1".into()),
+                chat_info_user_nickname: ActiveValue::Set("n".into()),
+                chat_info_create_time: ActiveValue::Set(0.0),
+                chat_info_last_active_time: ActiveValue::Set(0.0),
+                ..Default::default()
+            })
+            .collect();
+        table.insert_many(&scope, rows).await.unwrap();
+        let latest = || {
+            Query::new()
+                .filter(Filter::eq(messages::Column::ChatId, "c"))
+                .desc(messages::Column::Time)
+                .limit(20)
+        };
+        for round in 0..5 {
+            let got = table.find(&scope, latest()).await.unwrap();
+            assert_eq!(got.len(), 20, "round {round}");
+            assert_eq!(got[0].time, 29.0);
+        }
+
+        let q = latest();
+        let cond = ScopedTable::<messages::Entity>::scope_condition(&scope)
+            .unwrap()
+            .add(q.filter.condition());
+        let sql =
+            ScopedTable::<messages::Entity>::select_sql(cond, &q.order, q.limit, q.offset).unwrap();
+        let lite = db.lite.as_ref().expect("a SQLite file runs on the engine");
+        let reader = lite.checkout().unwrap();
+        let stmt = reader.prepare_cached(&sql.text).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::Run), 5);
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
 }

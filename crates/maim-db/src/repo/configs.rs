@@ -5,7 +5,7 @@ use crate::error::{DbError, DbResult};
 use crate::scope::AgentScope;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
 
 /// Agent configuration documents.
 #[derive(Debug)]
@@ -64,7 +64,7 @@ impl Configs<'_> {
         expected_version: Option<i64>,
         patch: &serde_json::Value,
     ) -> DbResult<ConfigDocument> {
-        let txn = self.db.conn.begin().await?;
+        let txn = self.db.begin_write().await?;
         let row = Entity::find()
             .filter(Column::TenantId.eq(scope.tenant_id()))
             .filter(Column::AgentId.eq(scope.agent_id()))

@@ -4,10 +4,7 @@ use crate::entity::system::plugin_settings::{ActiveModel, Column, Entity, Model}
 use crate::error::{DbError, DbResult};
 use crate::scope::{AgentScope, TenantScope};
 use sea_orm::ActiveValue::Set;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
 
 /// Whose plugin settings: tenant-wide, or one agent's.
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +82,7 @@ impl Plugins<'_> {
         if !config.is_object() {
             return Err(DbError::invalid("plugin config must be a JSON object"));
         }
-        let txn = self.db.conn.begin().await?;
+        let txn = self.db.begin_write().await?;
         let existing = Entity::find()
             .filter(scope.condition())
             .filter(Column::PluginName.eq(plugin))

@@ -1,0 +1,118 @@
+//! Rows from the sqlx pool (PostgreSQL, in-memory SQLite) into models, by position.
+//!
+//! sea-orm's own decoding formats each column's name into a new string and looks it up in
+//! a map, for every column of every row: on 47-column message rows that was most of a
+//! read's client CPU. Selects list the entity's columns in declaration order, so each
+//! value is fetched by index with the type its column declares and handed to the model's
+//! serde `Deserialize`, as the SQLite engine does with its rows.
+
+use crate::lite::de::{Column, ColumnMap, DeError};
+use crate::lite::value::Kind;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::sqlx;
+use sea_orm::{QueryResult, TryGetable};
+use serde::de::{self, Visitor};
+
+/// A value fetched from a row, already in a Rust type.
+enum Fetched {
+    Null,
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Json(serde_json::Value),
+    Time(DateTime<Utc>),
+    Bytes(Vec<u8>),
+}
+
+fn get<T>(row: &QueryResult, i: usize, c: &Column) -> Result<Option<T>, DeError>
+where
+    T: TryGetable + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    // PostgreSQL rows are read through sqlx directly: sea-orm formats the index into an
+    // error message for every NULL it meets, before its `Option` turns that into `None`.
+    let got = match row.try_as_pg_row() {
+        Some(pg) => sqlx::Row::try_get::<Option<T>, _>(pg, i).map_err(|e| e.to_string()),
+        None => row
+            .try_get_by_index::<Option<T>>(i)
+            .map_err(|e| e.to_string()),
+    };
+    got.map_err(|e| DeError::custom_msg(format!("column {}: {e}", c.name)))
+}
+
+fn fetch(row: &QueryResult, i: usize, c: &Column) -> Result<Fetched, DeError> {
+    let kind = c
+        .kind
+        .ok_or_else(|| DeError::custom_msg(format!("column {} has an unreadable type", c.name)))?;
+    Ok(match kind {
+        Kind::Str => get::<String>(row, i, c)?.map_or(Fetched::Null, Fetched::Str),
+        Kind::I32 => get::<i32>(row, i, c)?.map_or(Fetched::Null, |v| Fetched::Int(v.into())),
+        Kind::I64 => get::<i64>(row, i, c)?.map_or(Fetched::Null, Fetched::Int),
+        Kind::F64 => get::<f64>(row, i, c)?.map_or(Fetched::Null, Fetched::Float),
+        Kind::F32 => get::<f32>(row, i, c)?.map_or(Fetched::Null, |v| Fetched::Float(v.into())),
+        Kind::Bool => get::<bool>(row, i, c)?.map_or(Fetched::Null, Fetched::Bool),
+        Kind::Json => get::<serde_json::Value>(row, i, c)?.map_or(Fetched::Null, Fetched::Json),
+        Kind::DateTimeUtc => get::<DateTime<Utc>>(row, i, c)?.map_or(Fetched::Null, Fetched::Time),
+        Kind::Bytes => get::<Vec<u8>>(row, i, c)?.map_or(Fetched::Null, Fetched::Bytes),
+    })
+}
+
+/// A row as a map from column name to value.
+pub(crate) struct RowDe<'a> {
+    pub(crate) row: &'a QueryResult,
+    pub(crate) columns: &'a [Column],
+}
+
+impl<'de> de::Deserializer<'de> for RowDe<'_> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        let row = self.row;
+        visitor.visit_map(ColumnMap {
+            columns: self.columns,
+            next: 0,
+            value: |i, column: &Column| fetch(row, i, column),
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+impl<'de> de::Deserializer<'de> for Fetched {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self {
+            Fetched::Null => visitor.visit_unit(),
+            Fetched::Str(s) => visitor.visit_string(s),
+            Fetched::Int(i) => visitor.visit_i64(i),
+            Fetched::Float(f) => visitor.visit_f64(f),
+            Fetched::Bool(b) => visitor.visit_bool(b),
+            Fetched::Json(j) => j
+                .deserialize_any(visitor)
+                .map_err(|e| DeError::custom_msg(e.to_string())),
+            // chrono's `Deserialize` reads RFC 3339 text.
+            Fetched::Time(t) => {
+                visitor.visit_string(t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+            }
+            Fetched::Bytes(b) => visitor.visit_byte_buf(b),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self {
+            Fetched::Null => visitor.visit_none(),
+            other => visitor.visit_some(other),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
