@@ -21,12 +21,26 @@ pub struct Args {
     /// Concurrent tasks for the PostgreSQL single-row and read measurements.
     #[arg(long, default_value_t = 8)]
     pg_workers: usize,
-    /// Concurrent batch writers for PostgreSQL (SQLite has one writer at a time).
+    /// Concurrent batch writers for PostgreSQL.
     #[arg(long, default_value_t = 4)]
     pg_batch_workers: usize,
+    /// Concurrent tasks for SQLite's single-row and batched inserts. SQLite commits one
+    /// transaction at a time; a second task builds its next row or batch meanwhile.
+    #[arg(long, default_value_t = 2)]
+    sqlite_writers: usize,
     /// Concurrent readers for SQLite (WAL readers do not block each other).
     #[arg(long, default_value_t = 4)]
     sqlite_readers: usize,
+    /// Run one measurement only (for profiling; `reads` preloads 100,000 rows untimed).
+    #[arg(long, value_enum)]
+    only: Option<Phase>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Single,
+    Batched,
+    Reads,
 }
 
 const AGENTS: usize = 10;
@@ -88,16 +102,43 @@ async fn setup(db: &Db) -> anyhow::Result<Vec<AgentScope>> {
     Ok(scopes)
 }
 
-/// Runs `op` from `workers` tasks for `secs` seconds; returns operations per second.
-async fn measure<F, Fut>(workers: usize, secs: u64, op: F) -> anyhow::Result<f64>
+/// CPU time this process has used so far (all threads, user and system), from
+/// `/proc/self/stat`; `None` where that file does not exist.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // Linux reports these in USER_HZ, which is 100 on every architecture it supports.
+    Some(ticks / 100.0)
+}
+
+/// One measurement: throughput, and CPU microseconds the process spent per operation
+/// (steadier than throughput on a shared machine, whose speed varies from run to run).
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    per_sec: f64,
+    cpu_us: Option<f64>,
+}
+
+/// Runs `op` from `workers` tasks for `secs` seconds.
+async fn measure<F, Fut>(workers: usize, secs: u64, op: F) -> anyhow::Result<Rate>
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
 {
+    if workers == 0 {
+        return Ok(Rate {
+            per_sec: 0.0,
+            cpu_us: None,
+        });
+    }
     let op = Arc::new(op);
     let done = Arc::new(AtomicU64::new(0));
     let seq = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(secs);
+    let cpu0 = cpu_seconds();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..workers {
@@ -114,7 +155,16 @@ where
     for t in tasks {
         t.await??;
     }
-    Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+    let n = done.load(Ordering::Relaxed) as f64;
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_us = match (cpu0, cpu_seconds()) {
+        (Some(a), Some(b)) if n > 0.0 => Some((b - a) * 1e6 / n),
+        _ => None,
+    };
+    Ok(Rate {
+        per_sec: n / elapsed,
+        cpu_us,
+    })
 }
 
 async fn bench(
@@ -129,52 +179,85 @@ async fn bench(
     let scopes = Arc::new(setup(&db).await?);
     let secs = args.seconds;
 
-    let (d, s) = (db.clone(), scopes.clone());
-    let single = measure(workers, secs, move |i| {
-        let (db, scopes) = (d.clone(), s.clone());
-        async move {
-            let scope = &scopes[(i as usize) % AGENTS];
-            db.table::<Entity>()
-                .insert(scope, row((i as usize / AGENTS) % CHATS_PER_AGENT, i))
-                .await?;
-            Ok(1)
-        }
-    })
-    .await?;
+    let wanted = |p: Phase| args.only.is_none_or(|o| o == p);
 
     let (d, s) = (db.clone(), scopes.clone());
-    let batched = measure(batch_workers, secs, move |i| {
-        let (db, scopes) = (d.clone(), s.clone());
-        async move {
-            let scope = &scopes[(i as usize) % AGENTS];
+    let single = measure(
+        if wanted(Phase::Single) { workers } else { 0 },
+        secs,
+        move |i| {
+            let (db, scopes) = (d.clone(), s.clone());
+            async move {
+                let scope = &scopes[(i as usize) % AGENTS];
+                db.table::<Entity>()
+                    .insert(scope, row((i as usize / AGENTS) % CHATS_PER_AGENT, i))
+                    .await?;
+                Ok(1)
+            }
+        },
+    )
+    .await?;
+
+    if args.only == Some(Phase::Reads) {
+        for i in 0..100u64 {
             let rows = (0..1000u64)
-                .map(|j| row((j as usize) % CHATS_PER_AGENT, i * 1000 + j))
+                .map(|j| row((j as usize) % CHATS_PER_AGENT, (1 << 40) + i * 1000 + j))
                 .collect();
-            Ok(db.table::<Entity>().insert_many(scope, rows).await?)
+            db.table::<Entity>()
+                .insert_many(&scopes[(i as usize) % AGENTS], rows)
+                .await?;
         }
-    })
+    }
+
+    let (d, s) = (db.clone(), scopes.clone());
+    let batched = measure(
+        if wanted(Phase::Batched) {
+            batch_workers
+        } else {
+            0
+        },
+        secs,
+        move |i| {
+            let (db, scopes) = (d.clone(), s.clone());
+            async move {
+                let scope = &scopes[(i as usize) % AGENTS];
+                let rows = (0..1000u64)
+                    .map(|j| row((j as usize) % CHATS_PER_AGENT, i * 1000 + j))
+                    .collect();
+                Ok(db.table::<Entity>().insert_many(scope, rows).await?)
+            }
+        },
+    )
     .await?;
 
     let (d, s) = (db.clone(), scopes.clone());
-    let reads = measure(read_workers, secs, move |i| {
-        let (db, scopes) = (d.clone(), s.clone());
-        async move {
-            let scope = &scopes[(i as usize) % AGENTS];
-            let chat = format!("chat-{}", (i as usize / AGENTS) % CHATS_PER_AGENT);
-            let rows: Vec<messages::Model> = db
-                .table::<Entity>()
-                .find(
-                    scope,
-                    Query::new()
-                        .filter(Filter::eq(Column::ChatId, chat))
-                        .desc(Column::Time)
-                        .limit(20),
-                )
-                .await?;
-            anyhow::ensure!(rows.len() == 20, "expected 20 rows, got {}", rows.len());
-            Ok(1)
-        }
-    })
+    let reads = measure(
+        if wanted(Phase::Reads) {
+            read_workers
+        } else {
+            0
+        },
+        secs,
+        move |i| {
+            let (db, scopes) = (d.clone(), s.clone());
+            async move {
+                let scope = &scopes[(i as usize) % AGENTS];
+                let chat = format!("chat-{}", (i as usize / AGENTS) % CHATS_PER_AGENT);
+                let rows: Vec<messages::Model> = db
+                    .table::<Entity>()
+                    .find(
+                        scope,
+                        Query::new()
+                            .filter(Filter::eq(Column::ChatId, chat))
+                            .desc(Column::Time)
+                            .limit(20),
+                    )
+                    .await?;
+                anyhow::ensure!(rows.len() == 20, "expected 20 rows, got {}", rows.len());
+                Ok(1)
+            }
+        },
+    )
     .await?;
 
     let total: u64 = {
@@ -184,22 +267,38 @@ async fn bench(
         }
         n
     };
-    let mark = |got: f64, want: f64| if got >= want { "meets" } else { "BELOW" };
+    let mark = |got: Rate, want: f64| {
+        if got.per_sec == 0.0 && got.cpu_us.is_none() {
+            return "(not run)".to_string();
+        }
+        let verdict = if got.per_sec >= want {
+            "meets"
+        } else {
+            "BELOW"
+        };
+        match got.cpu_us {
+            Some(us) => format!("{verdict}  ({us:.1} CPU µs per row/read in this process)"),
+            None => verdict.to_string(),
+        }
+    };
     println!(
         "\n{name} (concurrent tasks: {workers} single-row writers, {batch_workers} batch writers, {read_workers} readers; {total} messages at the end)"
     );
     println!(
-        "  single-row inserts/s (1 row per txn)  {single:>10.0}   target {:>7.0}  {}",
+        "  single-row inserts/s (1 row per txn)  {:>10.0}   target {:>7.0}  {}",
+        single.per_sec,
         target.single,
         mark(single, target.single)
     );
     println!(
-        "  batched inserts/s (1,000 rows per txn) {batched:>10.0}   target {:>7.0}  {}",
+        "  batched inserts/s (1,000 rows per txn) {:>10.0}   target {:>7.0}  {}",
+        batched.per_sec,
         target.batched,
         mark(batched, target.batched)
     );
     println!(
-        "  latest-20-of-a-chat reads/s          {reads:>10.0}   target {:>7.0}  {}",
+        "  latest-20-of-a-chat reads/s          {:>10.0}   target {:>7.0}  {}",
+        reads.per_sec,
         target.reads,
         mark(reads, target.reads)
     );
@@ -218,8 +317,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "SQLite (WAL, synchronous=NORMAL)",
         db.clone(),
         &args,
-        1,
-        1,
+        args.sqlite_writers,
+        args.sqlite_writers,
         args.sqlite_readers,
         Target {
             single: 20_000.0,
