@@ -287,6 +287,13 @@ impl Db {
         self.conn.get_database_backend()
     }
 
+    /// The sqlx pool under a PostgreSQL connection (for statements sea-query cannot build).
+    pub(crate) fn pg_pool(&self) -> Option<&sea_orm::sqlx::PgPool> {
+        // The accessor panics on other backends; this check is what makes it infallible.
+        (self.db_backend() == sea_orm::DbBackend::Postgres)
+            .then(|| self.conn.get_postgres_connection_pool())
+    }
+
     /// Checks the database answers.
     pub async fn ping(&self) -> DbResult<()> {
         self.conn.ping().await.map_err(Into::into)

@@ -31,6 +31,7 @@ pub mod entity;
 mod error;
 mod lite;
 mod migrate;
+mod pg;
 pub mod registry;
 pub mod repo;
 mod scope;

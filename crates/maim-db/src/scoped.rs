@@ -467,6 +467,12 @@ where
                 .write(Cost::Long, move |c| exec::insert_groups(c, &groups))
                 .await;
         }
+        if let Some(pool) = self.db.pg_pool()
+            && crate::pg::supports::<E>()
+        {
+            let groups = crate::pg::group_rows::<E>(stamped)?;
+            return crate::pg::insert_groups(pool, groups).await;
+        }
         let per_stmt = (max_params(self.db.backend()) / E::Column::iter().count().max(1)).max(1);
         let txn = self.db.begin_write().await?;
         let mut it = stamped.into_iter().peekable();

@@ -81,7 +81,7 @@ pub(crate) fn execute(conn: &Connection, sql: &Sql) -> DbResult<u64> {
     Ok(stmt.raw_execute().map_err(error)? as u64)
 }
 
-fn quoted(out: &mut String, ident: &str) {
+pub(crate) fn quoted(out: &mut String, ident: &str) {
     out.push('"');
     for ch in ident.chars() {
         if ch == '"' {
