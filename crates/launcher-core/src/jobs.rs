@@ -217,14 +217,18 @@ impl Jobs {
         {
             let dirs: Vec<PathBuf> =
                 serde_json::from_value(j.created_paths.clone()).unwrap_or_default();
+            // Its tools may outlive the launcher that ran them; stop them before removing
+            // the folders they write into.
+            let killed = crate::deploy::kill_leftovers(&j.id).await;
             let report = crate::deploy::cleanup(&dirs, &j.id).await;
             let am = jobs_t::ActiveModel {
                 status: Set(status::FAILED.into()),
                 error: Set(Some(format!(
-                    "the launcher stopped while this job was {} (phase {}); removed {} created \
-                     folder(s)",
+                    "the launcher stopped while this job was {} (phase {}); stopped {} leftover \
+                     process(es), removed {} created folder(s)",
                     j.status,
                     j.phase,
+                    killed,
                     report.removed.len()
                 ))),
                 finished_at: Set(Some(Utc::now())),

@@ -154,7 +154,9 @@ impl<'a> Runner<'a> {
                 sink.log(LogLevel::Info, &format!("{prefix}{line}"));
             }
         };
-        match process::run(cmd, timeout, Some(self.cancel), &mut cb).await {
+        // Marked, so that a launcher restarted after a crash finds what this job left.
+        let cmd = cmd.clone().env(super::leftovers::JOB_ENV, self.job_id);
+        match process::run(&cmd, timeout, Some(self.cancel), &mut cb).await {
             Ok(fin) if fin.status.success() => Ok(fin),
             Ok(fin) => Err(StepError::Failed(format!(
                 "{what} failed ({})",
