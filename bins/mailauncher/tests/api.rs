@@ -184,7 +184,7 @@ fn terminal_protocol_end_to_end() {
 
     a.send(json!({"type": "resize", "cols": 120, "rows": 40}));
     a.send(json!({"type": "ping", "timestamp": 12345}));
-    let pong = a.until(SECS(3), "pong", |m| m["type"] == "pong");
+    let pong = a.until(SECS(15), "pong", |m| m["type"] == "pong");
     assert_eq!(pong["timestamp"], 12345);
     a.send(json!({"type": "request_history", "timestamp": 1, "fromTime": 0, "toTime": 1}));
     a.send(json!({"type": "input", "data": "hello\r"}));

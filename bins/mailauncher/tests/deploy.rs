@@ -229,6 +229,21 @@ fn queued_job_cancel_and_daemon_crash_mid_job() {
         "{}",
         j.body
     );
+    // Nothing the crashed daemon's job started still runs (its tools carry the job id).
+    let marker = format!("MAILAUNCHER_JOB_ID={first}");
+    let survivors: Vec<_> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+        })
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        survivors.is_empty(),
+        "job processes survived: {survivors:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while install.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));

@@ -44,7 +44,7 @@ fn logs_dir_env_is_honoured() {
     let logs = tempfile::tempdir().unwrap();
     let app = spawn_app_with(&[], &[("LOGS_DIR", logs.path().to_str().unwrap())]);
     app.get("/system/health");
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     while std::fs::read_dir(logs.path()).unwrap().next().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }

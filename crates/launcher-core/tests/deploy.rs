@@ -665,7 +665,7 @@ async fn install_timeout_kills_and_cleans_up() {
         .run(plan, "job-timeout", &sink, &CancelToken::new())
         .await
         .unwrap_err();
-    assert!(t.elapsed() < Duration::from_secs(30));
+    assert!(t.elapsed() < Duration::from_secs(120));
     assert!(
         err.to_string().contains("did not finish within 1 s"),
         "{err}"
@@ -724,7 +724,7 @@ async fn cancel_mid_install_kills_the_process_group_and_cleans_up() {
     cancel.cancel();
     let res = task.await.unwrap();
     assert!(
-        t.elapsed() < Duration::from_secs(10),
+        t.elapsed() < Duration::from_secs(30),
         "cancel took {:?}",
         t.elapsed()
     );
@@ -746,7 +746,7 @@ async fn cancel_mid_install_kills_the_process_group_and_cleans_up() {
 
 /// Dead or a zombie (the container's init may not reap promptly).
 async fn process_gone(pid: i32) -> bool {
-    for _ in 0..50 {
+    for _ in 0..150 {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Err(_) => return true,
             Ok(s) => {

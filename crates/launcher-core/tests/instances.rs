@@ -210,8 +210,22 @@ async fn reconciliation_after_a_daemon_crash() {
         .spawn()
         .unwrap();
     let orphan_pid = orphan.id();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while procfs::start_time(orphan_pid).is_none() && Instant::now() < deadline {
+    // Wait until `setsid` has made it a group leader: the daemon stops orphans by group.
+    let leads_its_group = || {
+        std::fs::read_to_string(format!("/proc/{orphan_pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                let after_name = &s[s.rfind(')')? + 1..];
+                after_name.split_whitespace().nth(2)?.parse::<u32>().ok()
+            })
+            == Some(orphan_pid)
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !(leads_its_group() && procfs::start_time(orphan_pid).is_some()) {
+        assert!(
+            Instant::now() < deadline,
+            "the orphan never led its own group"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     // An unrelated process whose pid the record happens to name, with another start time.

@@ -146,10 +146,10 @@ async fn a_flooding_child_runs_to_completion_with_no_reader_and_with_a_stalled_o
 async fn a_prompt_without_newline_is_flushed_while_the_child_waits() {
     let p = LogPipeline::new(LogConfig::default()).unwrap();
     let mut sub = p.subscribe(Replay::None);
-    let (mut child, out) = child_stdout("printf 'name> '; sleep 5");
+    let (mut child, out) = child_stdout("printf 'name> '; sleep 60");
     let _drain = spawn_reader(out, p.clone(), Duration::from_millis(50), "prompt").unwrap();
     let started = Instant::now();
-    let ev = tokio::time::timeout(Duration::from_secs(4), sub.recv()).await;
+    let ev = tokio::time::timeout(Duration::from_secs(30), sub.recv()).await;
     let _ = child.kill();
     let _ = child.wait();
     match ev {

@@ -53,7 +53,7 @@ fn alive(pid: u32) -> bool {
 }
 
 async fn gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     while alive(pid) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -179,7 +179,9 @@ async fn stopping_a_child_that_ignores_signals_ends_in_sigkill_after_the_grace_p
     c.stop().await.unwrap();
     let took = t.elapsed();
     assert!(took >= grace, "stopped before the grace period: {took:?}");
-    assert!(took < grace + Duration::from_secs(1), "took {took:?}");
+    // The lower bound proves the grace period; the upper one only that SIGKILL followed
+    // (a loaded machine may take seconds to deliver the exit).
+    assert!(took < grace + Duration::from_secs(10), "took {took:?}");
     let s = c.status();
     assert_eq!(s.state, State::Stopped);
     assert_eq!(s.last_exit.as_ref().unwrap().signal, Some(9));
@@ -197,16 +199,18 @@ async fn no_grandchild_survives_stop_or_kill() {
         let c = component(dir.path(), body, no_restart(), Duration::from_millis(300));
         c.start().await.unwrap();
         let pidfile = dir.path().join("grandchild.pid");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !pidfile.exists() && Instant::now() < deadline {
+        // The shell creates the file before it writes the pid: wait for a whole number.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let gc: u32 = loop {
+            if let Some(pid) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "no grandchild pid written");
             tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let gc: u32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        };
         assert!(alive(gc));
         if use_kill {
             c.kill().await.unwrap();
@@ -252,7 +256,7 @@ async fn terminal_input_reaches_the_child_and_is_refused_when_stopped() {
         .iter()
         .map(|r| String::from_utf8_lossy(&r.data).to_string())
         .collect::<String>();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     while text.matches("hello pty").count() < 2 && Instant::now() < deadline {
         if let Ok(Some(Event::Record(r))) =
             tokio::time::timeout(Duration::from_millis(200), sub.recv()).await

@@ -19,7 +19,8 @@ pub struct App {
 
 impl Drop for App {
     fn drop(&mut self) {
-        if self.dead {
+        // Already reaped by the test: its pid may belong to someone else by now.
+        if self.dead || matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
         // SIGTERM first so the server stops its instances, then make sure.
@@ -303,6 +304,27 @@ impl Ws {
             }
         }
         panic!("timed out waiting for {what}; saw {seen:?}");
+    }
+
+    /// Waits until each predicate has matched a message, in any order (events of separate
+    /// sources, e.g. an instance's state and its terminal output, may arrive either way
+    /// round); returns the first match of each, in predicate order.
+    pub fn until_each(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        preds: &[&dyn Fn(&Value) -> bool],
+    ) -> Vec<Value> {
+        let mut found: Vec<Option<Value>> = vec![None; preds.len()];
+        self.until(timeout, what, |m| {
+            for (slot, p) in found.iter_mut().zip(preds) {
+                if slot.is_none() && p(m) {
+                    *slot = Some(m.clone());
+                }
+            }
+            found.iter().all(Option::is_some)
+        });
+        found.into_iter().flatten().collect()
     }
 
     /// Output text received until `needle` appears.
