@@ -34,6 +34,9 @@ pub struct Args {
     /// Run one measurement only (for profiling; `reads` preloads 100,000 rows untimed).
     #[arg(long, value_enum)]
     only: Option<Phase>,
+    /// Skip the reference figures (the database alone, without maim-db) after a full run.
+    #[arg(long)]
+    no_reference: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,6 +170,16 @@ where
     })
 }
 
+/// [`measure`] for the reference figures: operations per second only.
+pub(crate) async fn measure_async<F, Fut>(workers: usize, secs: u64, op: F) -> anyhow::Result<f64>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
+{
+    Ok(measure(workers, secs, op).await?.per_sec)
+}
+
+/// Runs the three measurements; returns the (tenant, agent) pairs it wrote under.
 async fn bench(
     name: &str,
     db: Db,
@@ -175,7 +188,7 @@ async fn bench(
     batch_workers: usize,
     read_workers: usize,
     target: Target,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<crate::bench_db_ref::Scopes> {
     let scopes = Arc::new(setup(&db).await?);
     let secs = args.seconds;
 
@@ -302,7 +315,12 @@ async fn bench(
         target.reads,
         mark(reads, target.reads)
     );
-    Ok(())
+    Ok(Arc::new(
+        scopes
+            .iter()
+            .map(|s| (s.tenant_id().to_owned(), s.agent_id().to_owned()))
+            .collect(),
+    ))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -310,10 +328,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "maim-db benchmark: 10 agents, scoped repository calls, {} s per measurement",
         args.seconds
     );
+    let reference = !args.no_reference && args.only.is_none();
     let dir = tempfile::tempdir()?;
-    let url = maim_db::sqlite_url(&dir.path().join("bench.db"));
+    let path = dir.path().join("bench.db");
+    let url = maim_db::sqlite_url(&path);
     let db = connect(&url, &DbOptions::default()).await?;
-    bench(
+    let scopes = bench(
         "SQLite (WAL, synchronous=NORMAL)",
         db.clone(),
         &args,
@@ -328,11 +348,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     db.close().await?;
+    if reference {
+        let (secs, readers) = (args.seconds, args.sqlite_readers);
+        tokio::task::spawn_blocking(move || {
+            crate::bench_db_ref::sqlite(&path, scopes, secs, readers)
+        })
+        .await??;
+    }
 
     match &args.postgres_url {
         Some(pg) => {
+            let schema = format!("bench_{}", std::process::id());
             let opts = DbOptions {
-                postgres_schema: Some(format!("bench_{}", std::process::id())),
+                postgres_schema: Some(schema.clone()),
                 max_connections: (args.pg_workers as u32).max(2) + 2,
                 ..DbOptions::default()
             };
@@ -351,6 +379,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 },
             )
             .await;
+            let r = match r {
+                Ok(scopes) if reference => {
+                    crate::bench_db_ref::postgres(
+                        pg,
+                        &schema,
+                        scopes,
+                        args.seconds,
+                        args.pg_batch_workers,
+                        args.pg_workers,
+                    )
+                    .await
+                }
+                other => other.map(drop),
+            };
             db.drop_postgres_schema(&SystemScope::new("bench cleanup"))
                 .await?;
             r?;

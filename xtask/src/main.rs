@@ -2,6 +2,7 @@
 
 mod bench_api;
 mod bench_db;
+mod bench_db_ref;
 mod bench_deploy;
 mod bench_supervisor;
 mod migrate;
