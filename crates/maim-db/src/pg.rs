@@ -7,7 +7,7 @@
 //! column whatever the row count, so its text is the same for every batch of a shape,
 //! sqlx prepares it once per connection, and each column's values travel as one array.
 
-use crate::lite::exec::{quoted, take_columns};
+use crate::lite::exec::{column_list, quoted, take_columns};
 use crate::lite::value::Kind;
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
@@ -167,14 +167,9 @@ fn unnest_sql<E: EntityTrait>(cols: &[E::Column], arrays: &[Array]) -> String {
         s.push('.');
     }
     quoted(&mut s, entity.table_name());
-    s.push_str(" (");
-    for (i, c) in cols.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        quoted(&mut s, c.as_str());
-    }
-    s.push_str(") SELECT * FROM UNNEST(");
+    s.push(' ');
+    column_list::<E>(&mut s, cols);
+    s.push_str(" SELECT * FROM UNNEST(");
     for (i, a) in arrays.iter().enumerate() {
         if i > 0 {
             s.push_str(", ");

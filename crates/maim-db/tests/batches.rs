@@ -8,35 +8,7 @@ use chrono::{TimeZone, Utc};
 use maim_db::entity::business::file_uploads;
 use maim_db::entity::runtime::{llm_usage, thinking_back};
 use maim_db::prelude::*;
-use maim_db::repo::{NewAgent, NewTenant};
-use maim_db::{AgentScope, Db, Filter, Query, SystemScope, TenantScope};
-
-async fn agent(db: &Db) -> AgentScope {
-    let t = db
-        .tenants()
-        .create(
-            &SystemScope::new("test"),
-            NewTenant {
-                tenant_name: "batches".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let ts = TenantScope::new(t.id).unwrap();
-    let a = db
-        .agents()
-        .create(
-            &ts,
-            NewAgent {
-                name: "a".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    ts.agent(a.id).unwrap()
-}
+use maim_db::{Filter, Query};
 
 fn thought(chat: &str, i: usize) -> thinking_back::ActiveModel {
     let mut am = thinking_back::ActiveModel {
@@ -86,7 +58,7 @@ fn usage(chat: usize, i: usize) -> llm_usage::ActiveModel {
 #[tokio::test]
 async fn a_batch_stores_what_single_inserts_store() {
     for t in common::backends().await {
-        let scope = agent(&t.db).await;
+        let scope = common::one_agent(&t.db, "batches").await.1;
 
         let thoughts = t.db.table::<thinking_back::Entity>();
         thoughts
@@ -180,7 +152,7 @@ fn upload(hash: &str, url: Option<&str>) -> file_uploads::ActiveModel {
 #[tokio::test]
 async fn batches_of_mixed_shapes_land_whole_or_not_at_all() {
     for t in common::backends().await {
-        let scope = agent(&t.db).await;
+        let scope = common::one_agent(&t.db, "batches").await.1;
         let table = t.db.table::<file_uploads::Entity>();
 
         // 75 rows: more than one multi-row statement on SQLite, shapes changing mid-batch.

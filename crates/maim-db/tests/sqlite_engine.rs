@@ -9,37 +9,8 @@ use maim_db::entity::business::file_uploads;
 use maim_db::entity::launcher::instances;
 use maim_db::entity::runtime::chat_history_summary as summaries;
 use maim_db::prelude::*;
-use maim_db::repo::{NewAgent, NewTenant};
-use maim_db::{AgentScope, Db, Filter, Query, SystemScope, TenantScope};
+use maim_db::{Filter, Query};
 use std::time::Duration;
-
-async fn agent(db: &Db) -> (TenantScope, AgentScope) {
-    let t = db
-        .tenants()
-        .create(
-            &SystemScope::new("test"),
-            NewTenant {
-                tenant_name: "engine".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let ts = TenantScope::new(t.id).unwrap();
-    let a = db
-        .agents()
-        .create(
-            &ts,
-            NewAgent {
-                name: "a".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let scope = ts.agent(a.id).unwrap();
-    (ts, scope)
-}
 
 fn raw(t: &common::TestDb) -> rusqlite::Connection {
     let path = maim_db::sqlite_path(&t.db.url().redacted()).unwrap();
@@ -51,7 +22,7 @@ fn raw(t: &common::TestDb) -> rusqlite::Connection {
 #[tokio::test]
 async fn reads_rows_other_writers_stored_and_stores_them_as_sqlx_does() {
     let t = common::sqlite(true).await;
-    let (ts, scope) = agent(&t.db).await;
+    let (ts, scope) = common::one_agent(&t.db, "engine").await;
     let c = raw(&t);
 
     // Written by someone else: column defaults for the timestamps (`YYYY-MM-DD
@@ -176,7 +147,7 @@ async fn reads_rows_other_writers_stored_and_stores_them_as_sqlx_does() {
 #[tokio::test]
 async fn a_write_waits_for_a_lock_held_by_another_connection() {
     let t = common::sqlite(true).await;
-    let (_, scope) = agent(&t.db).await;
+    let (_, scope) = common::one_agent(&t.db, "engine").await;
     let c = raw(&t);
     c.execute_batch("BEGIN IMMEDIATE").unwrap();
 

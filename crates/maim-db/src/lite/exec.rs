@@ -92,6 +92,18 @@ pub(crate) fn quoted(out: &mut String, ident: &str) {
     out.push('"');
 }
 
+/// `("a", "b", …)`: the quoted column names in parentheses.
+pub(crate) fn column_list<E: EntityTrait>(out: &mut String, cols: &[E::Column]) {
+    out.push('(');
+    for (i, c) in cols.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        quoted(out, c.as_str());
+    }
+    out.push(')');
+}
+
 /// The columns `am` sets, with their values (moved out, not cloned), in declaration order.
 pub(crate) fn take_columns<E: EntityTrait>(mut am: E::ActiveModel) -> (Vec<E::Column>, Vec<Value>)
 where
@@ -117,14 +129,8 @@ pub(crate) fn insert_sql<E: EntityTrait>(cols: &[E::Column], returning: bool) ->
     if cols.is_empty() {
         s.push_str(" DEFAULT VALUES");
     } else {
-        s.push_str(" (");
-        for (i, c) in cols.iter().enumerate() {
-            if i > 0 {
-                s.push_str(", ");
-            }
-            quoted(&mut s, c.as_str());
-        }
-        s.push_str(") VALUES (");
+        column_list::<E>(&mut s, cols);
+        s.push_str(" VALUES (");
         for i in 0..cols.len() {
             s.push_str(if i == 0 { "?" } else { ", ?" });
         }

@@ -3,7 +3,7 @@
 //! `MAIM_TEST_DATABASE_URL` is set, against a fresh schema of that PostgreSQL database.
 #![allow(dead_code)]
 
-use maim_db::{Db, DbOptions, SystemScope, TenantScope, connect, sqlite_url};
+use maim_db::{AgentScope, Db, DbOptions, SystemScope, TenantScope, connect, sqlite_url};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub struct TestDb {
@@ -198,4 +198,11 @@ where
         }
     }
     am
+}
+
+/// A new tenant with one agent; returns both scopes.
+pub async fn one_agent(db: &Db, tenant: &str) -> (TenantScope, AgentScope) {
+    let (ts, ids) = tenant_with_agents(db, tenant, 1).await;
+    let scope = ts.agent(ids[0].clone()).expect("agent scope");
+    (ts, scope)
 }
