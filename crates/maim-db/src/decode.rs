@@ -6,7 +6,7 @@
 //! value is fetched by index with the type its column declares and handed to the model's
 //! serde `Deserialize`, as the SQLite engine does with its rows.
 
-use crate::lite::de::{Column, ColumnMap, DeError};
+use crate::lite::de::{Column, ColumnMap, DeError, Keys};
 use crate::lite::value::Kind;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::sqlx;
@@ -61,6 +61,7 @@ fn fetch(row: &QueryResult, i: usize, c: &Column) -> Result<Fetched, DeError> {
 pub(crate) struct RowDe<'a> {
     pub(crate) row: &'a QueryResult,
     pub(crate) columns: &'a [Column],
+    pub(crate) keys: &'a Keys,
 }
 
 impl<'de> de::Deserializer<'de> for RowDe<'_> {
@@ -70,6 +71,22 @@ impl<'de> de::Deserializer<'de> for RowDe<'_> {
         let row = self.row;
         visitor.visit_map(ColumnMap {
             columns: self.columns,
+            keys: &[],
+            next: 0,
+            value: |i, column: &Column| fetch(row, i, column),
+        })
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        let row = self.row;
+        visitor.visit_map(ColumnMap {
+            columns: self.columns,
+            keys: self.keys.get(self.columns, fields),
             next: 0,
             value: |i, column: &Column| fetch(row, i, column),
         })
@@ -77,7 +94,7 @@ impl<'de> de::Deserializer<'de> for RowDe<'_> {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum
         identifier ignored_any
     }
 }

@@ -523,11 +523,13 @@ where
                     .query_all_raw(select.build(self.db.db_backend()))
                     .await?;
                 let columns = crate::lite::value::entity_columns::<E>();
+                let keys = crate::lite::de::Keys::of::<E>();
                 rows.iter()
                     .map(|row| {
                         E::Model::deserialize(crate::decode::RowDe {
                             row,
                             columns: &columns,
+                            keys: &keys,
                         })
                         .map_err(DbError::from)
                     })

@@ -47,40 +47,107 @@ pub(crate) struct Column {
     pub(crate) kind: Option<Kind>,
 }
 
+/// How a statement's columns are named to the model's `Deserialize`, worked out at its
+/// first row and kept for the rest: by the model's field index where the column is one of
+/// its fields, otherwise by name (which the model ignores). A derived `Deserialize` picks a
+/// field from an index with one jump, where a name is compared against the field names in
+/// turn — on 47-column message rows that lookup was a tenth of a read's CPU.
+pub(crate) struct Keys {
+    entity: Vec<&'static str>,
+    keys: std::cell::OnceCell<Vec<Option<u64>>>,
+}
+
+impl Keys {
+    /// For rows of `E`, whose model has one field per column, in column order.
+    pub(crate) fn of<E: sea_orm::EntityTrait>() -> Self {
+        use sea_orm::{IdenStatic, Iterable};
+        Keys {
+            entity: E::Column::iter().map(|c| c.as_str()).collect(),
+            keys: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// `fields` is what the model's `Deserialize` passes to `deserialize_struct`. Indexes
+    /// are used only when it is exactly the entity's column names in order: serde lists
+    /// aliases there too and leaves skipped fields out, and either would shift positions
+    /// away from field indexes; any such model is read by name, as before.
+    pub(crate) fn get(&self, columns: &[Column], fields: &[&str]) -> &[Option<u64>] {
+        self.keys.get_or_init(|| {
+            if fields != self.entity.as_slice() {
+                return Vec::new();
+            }
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let at = match fields.get(i) {
+                        Some(f) if *f == c.name => Some(i),
+                        _ => fields.iter().position(|f| *f == c.name),
+                    };
+                    at.map(|p| p as u64)
+                })
+                .collect()
+        })
+    }
+}
+
 /// A row as a map from column name to value.
 pub(crate) struct RowDe<'a, 'r> {
     pub(crate) row: &'a rusqlite::Row<'r>,
     pub(crate) columns: &'a [Column],
+    pub(crate) keys: &'a Keys,
+}
+
+impl<'a> RowDe<'a, '_> {
+    fn map(
+        &self,
+        keys: &'a [Option<u64>],
+    ) -> ColumnMap<'a, impl FnMut(usize, &'a Column) -> Result<ValueDe<'a>, DeError>> {
+        let row = self.row;
+        ColumnMap {
+            columns: self.columns,
+            keys,
+            next: 0,
+            value: move |i, column: &'a Column| {
+                let value = row
+                    .get_ref(i)
+                    .map_err(|e| DeError(format!("column {}: {e}", column.name)))?;
+                Ok(ValueDe { value, column })
+            },
+        }
+    }
 }
 
 impl<'de, 'a> de::Deserializer<'de> for RowDe<'a, '_> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let row = self.row;
-        visitor.visit_map(ColumnMap {
-            columns: self.columns,
-            next: 0,
-            value: |i, column: &'a Column| {
-                let value = row
-                    .get_ref(i)
-                    .map_err(|e| DeError(format!("column {}: {e}", column.name)))?;
-                Ok(ValueDe { value, column })
-            },
-        })
+        visitor.visit_map(self.map(&[]))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        let keys = self.keys.get(self.columns, fields);
+        visitor.visit_map(self.map(keys))
     }
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum
         identifier ignored_any
     }
 }
 
-/// A row's columns as a serde map: keys are the column names, values come from `value`
-/// (given the column's position), so each engine supplies only how it reads one value.
+/// A row's columns as a serde map: keys are field indexes or column names (see [`Keys`];
+/// an empty `keys` means names throughout), values come from `value` (given the column's
+/// position), so each engine supplies only how it reads one value.
 pub(crate) struct ColumnMap<'a, F> {
     pub(crate) columns: &'a [Column],
+    pub(crate) keys: &'a [Option<u64>],
     pub(crate) next: usize,
     pub(crate) value: F,
 }
@@ -97,9 +164,12 @@ where
         seed: K,
     ) -> Result<Option<K::Value>, DeError> {
         match self.columns.get(self.next) {
-            Some(c) => seed
-                .deserialize(c.name.as_ref().into_deserializer())
-                .map(Some),
+            Some(c) => match self.keys.get(self.next) {
+                Some(Some(field)) => seed.deserialize((*field).into_deserializer()).map(Some),
+                _ => seed
+                    .deserialize(c.name.as_ref().into_deserializer())
+                    .map(Some),
+            },
             None => Ok(None),
         }
     }
@@ -236,5 +306,89 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_> {
         i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 char bytes byte_buf
         unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
         identifier ignored_any
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::entity::runtime::messages;
+    use serde::de::DeserializeOwned;
+
+    /// The field list a model's derived `Deserialize` hands to `deserialize_struct`.
+    fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+        struct Capture;
+        impl<'de> de::Deserializer<'de> for Capture {
+            type Error = DeError;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, DeError> {
+                Err(DeError("not a struct".into()))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, DeError> {
+                Err(DeError(fields.join(",")))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let listed = T::deserialize(Capture).err().unwrap().0;
+        Box::leak(
+            listed
+                .split(',')
+                .map(|f| &*Box::leak(f.to_owned().into_boxed_str()))
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        )
+    }
+
+    #[test]
+    fn model_columns_are_keyed_by_field_index_and_unknown_ones_by_name() {
+        let mut columns = super::super::value::entity_columns::<messages::Entity>();
+        // `SELECT *` on a table with a column the model does not know, and two swapped.
+        columns.swap(3, 4);
+        columns.push(Column {
+            name: "added_later".into(),
+            kind: None,
+        });
+        let keys = Keys::of::<messages::Entity>();
+        let got = keys.get(&columns, fields_of::<messages::Model>());
+        let n = columns.len() - 1;
+        let mut want: Vec<Option<u64>> = (0..n as u64).map(Some).collect();
+        want.swap(3, 4);
+        want.push(None);
+        assert_eq!(got, want.as_slice());
+    }
+
+    #[test]
+    fn a_model_whose_field_list_is_not_its_columns_is_read_by_name() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Aliased {
+            id: i64,
+            #[serde(alias = "tenant")]
+            tenant_id: String,
+        }
+        let keys = Keys {
+            entity: vec!["id", "tenant_id"],
+            keys: std::cell::OnceCell::new(),
+        };
+        let columns = [
+            Column {
+                name: "id".into(),
+                kind: Some(Kind::I64),
+            },
+            Column {
+                name: "tenant_id".into(),
+                kind: Some(Kind::Str),
+            },
+        ];
+        assert!(keys.get(&columns, fields_of::<Aliased>()).is_empty());
     }
 }

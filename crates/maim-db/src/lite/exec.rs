@@ -1,6 +1,6 @@
 //! Running built statements on a rusqlite connection and reading models back.
 
-use super::de::RowDe;
+use super::de::{Keys, RowDe};
 use super::error;
 use super::value::{Bind, columns, encode};
 use crate::error::DbResult;
@@ -53,10 +53,12 @@ where
     bind(&mut stmt, &sql.values)?;
     let mut rows = stmt.raw_query();
     let mut out = Vec::with_capacity(capacity);
+    let keys = Keys::of::<E>();
     while let Some(row) = rows.next().map_err(error)? {
         let model = E::Model::deserialize(RowDe {
             row,
             columns: &columns,
+            keys: &keys,
         })?;
         out.push(model);
     }
