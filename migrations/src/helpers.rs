@@ -167,3 +167,43 @@ pub async fn drop_all(m: &SchemaManager<'_>, tables: &[&'static str]) -> Result<
     }
     Ok(())
 }
+
+/// On PostgreSQL, gives every text column named `id` or `…_id` of the current schema's
+/// tables the collation `collation` (`"C"` or `"default"`); nothing on other backends.
+/// A later migration that adds identifier columns calls it with `"C"` after creating them.
+pub async fn set_identifier_collation(m: &SchemaManager<'_>, collation: &str) -> Result<(), DbErr> {
+    if m.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    // Only the two collations this schema uses; the name is spliced into SQL.
+    if collation != "C" && collation != "default" {
+        return Err(DbErr::Migration(format!(
+            "unexpected collation {collation:?}"
+        )));
+    }
+    let sql = format!(
+        r#"DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN
+    SELECT c.table_name, c.column_name, c.data_type, c.character_maximum_length
+    FROM information_schema.columns c
+    JOIN information_schema.tables t
+      ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+    WHERE c.table_schema = current_schema()
+      AND t.table_type = 'BASE TABLE'
+      AND c.table_name <> 'seaql_migrations'
+      AND (c.column_name = 'id' OR c.column_name LIKE '%\_id')
+      AND c.data_type IN ('character varying', 'text')
+    ORDER BY c.table_name, c.ordinal_position
+  LOOP
+    EXECUTE format('ALTER TABLE %I ALTER COLUMN %I TYPE %s COLLATE "{collation}"',
+      r.table_name, r.column_name,
+      CASE WHEN r.character_maximum_length IS NULL THEN r.data_type
+           ELSE format('varchar(%s)', r.character_maximum_length) END);
+  END LOOP;
+END $$"#
+    );
+    m.get_connection().execute_unprepared(&sql).await?;
+    Ok(())
+}

@@ -11,6 +11,7 @@ mod m20261121_000001_system;
 mod m20261121_000002_runtime;
 mod m20261121_000003_business;
 mod m20261121_000004_launcher;
+mod m20261122_000005_identifier_collation;
 
 /// The ordered list of every migration of the schema.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_runtime::Migration),
             Box::new(m20261121_000003_business::Migration),
             Box::new(m20261121_000004_launcher::Migration),
+            Box::new(m20261122_000005_identifier_collation::Migration),
         ]
     }
 }

@@ -175,3 +175,62 @@ async fn fresh_refuses_a_database_with_data_unless_told() {
         t.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn identifier_columns_compare_bytes_on_postgres() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let schema = format!("coll_{}", std::process::id());
+    let db = maim_db::connect(
+        &url,
+        &maim_db::DbOptions {
+            postgres_schema: Some(schema.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sys = SystemScope::new("test");
+    db.migrate(&sys).await.unwrap();
+    let probe = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let collations = async || {
+        let rows = probe
+            .query_all_raw(Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT column_name, collation_name FROM information_schema.columns \
+                 WHERE table_schema = $1 AND table_name = 'messages' \
+                 AND column_name IN ('tenant_id', 'agent_id', 'message_id', 'processed_plain_text') \
+                 ORDER BY column_name",
+                [schema.clone().into()],
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| {
+                (
+                    r.try_get_by_index::<String>(0).unwrap(),
+                    r.try_get_by_index::<Option<String>>(1).unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let c = Some("C".to_string());
+    assert_eq!(
+        collations().await,
+        vec![
+            ("agent_id".into(), c.clone()),
+            ("message_id".into(), c.clone()),
+            ("processed_plain_text".into(), None),
+            ("tenant_id".into(), c.clone()),
+        ]
+    );
+    // Down restores the database default; the tables and their rows stay.
+    db.migrate_down(&sys, 1).await.unwrap();
+    assert!(collations().await.iter().all(|(_, c)| c.is_none()));
+    db.migrate(&sys).await.unwrap();
+    assert_eq!(collations().await[0].1, c);
+    probe.close().await.unwrap();
+    db.drop_postgres_schema(&sys).await.unwrap();
+}
