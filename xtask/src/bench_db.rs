@@ -34,9 +34,18 @@ pub struct Args {
     /// Run one measurement only (for profiling; `reads` preloads 100,000 rows untimed).
     #[arg(long, value_enum)]
     only: Option<Phase>,
+    /// Run on one backend only (for profiling).
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
     /// Skip the reference figures (the database alone, without maim-db) after a full run.
     #[arg(long)]
     no_reference: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -329,6 +338,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.seconds
     );
     let reference = !args.no_reference && args.only.is_none();
+    if args.backend != Some(Backend::Postgres) {
+        sqlite(&args, reference).await?;
+    }
+    if args.backend == Some(Backend::Sqlite) {
+        return Ok(());
+    }
+    postgres(&args, reference).await
+}
+
+async fn sqlite(args: &Args, reference: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.db");
     let url = maim_db::sqlite_url(&path);
@@ -336,7 +355,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let scopes = bench(
         "SQLite (WAL, synchronous=NORMAL)",
         db.clone(),
-        &args,
+        args,
         args.sqlite_writers,
         args.sqlite_writers,
         args.sqlite_readers,
@@ -355,7 +374,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await??;
     }
+    Ok(())
+}
 
+async fn postgres(args: &Args, reference: bool) -> anyhow::Result<()> {
     match &args.postgres_url {
         Some(pg) => {
             let schema = format!("bench_{}", std::process::id());
@@ -368,7 +390,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let r = bench(
                 "PostgreSQL",
                 db.clone(),
-                &args,
+                args,
                 args.pg_workers,
                 args.pg_batch_workers,
                 args.pg_workers,

@@ -25,13 +25,57 @@ enum Fetched {
     Bytes(Vec<u8>),
 }
 
-fn get<T>(row: &QueryResult, i: usize, c: &Column) -> Result<Option<T>, DeError>
+/// Whether a statement's PostgreSQL column types suit the types its model reads them as,
+/// worked out once from the first row's description. sqlx's `try_get` repeats that check
+/// (cloning the type descriptions) for every value; once it has passed for the statement,
+/// values go straight to sqlx's decoders. A statement that fails it keeps the per-value
+/// check, whose error names the mismatch.
+#[derive(Default)]
+pub(crate) struct TypesChecked(std::cell::OnceCell<bool>);
+
+impl TypesChecked {
+    fn get(&self, row: &QueryResult, columns: &[Column]) -> bool {
+        *self.0.get_or_init(|| {
+            let Some(pg) = row.try_as_pg_row() else {
+                return false;
+            };
+            let described = sqlx::Row::columns(pg);
+            columns.iter().enumerate().all(|(i, c)| {
+                c.kind.is_none_or(|k| {
+                    described
+                        .get(i)
+                        .is_some_and(|d| suits(k, sqlx::Column::type_info(d)))
+                })
+            })
+        })
+    }
+}
+
+fn suits(kind: Kind, ty: &sqlx::postgres::PgTypeInfo) -> bool {
+    use sqlx::{Postgres, Type};
+    match kind {
+        Kind::Str => <String as Type<Postgres>>::compatible(ty),
+        Kind::I32 => <i32 as Type<Postgres>>::compatible(ty),
+        Kind::I64 => <i64 as Type<Postgres>>::compatible(ty),
+        Kind::F64 => <f64 as Type<Postgres>>::compatible(ty),
+        Kind::F32 => <f32 as Type<Postgres>>::compatible(ty),
+        Kind::Bool => <bool as Type<Postgres>>::compatible(ty),
+        Kind::Json => <serde_json::Value as Type<Postgres>>::compatible(ty),
+        Kind::DateTimeUtc => <DateTime<Utc> as Type<Postgres>>::compatible(ty),
+        Kind::Bytes => <Vec<u8> as Type<Postgres>>::compatible(ty),
+    }
+}
+
+fn get<T>(row: &QueryResult, i: usize, c: &Column, checked: bool) -> Result<Option<T>, DeError>
 where
     T: TryGetable + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
 {
     // PostgreSQL rows are read through sqlx directly: sea-orm formats the index into an
     // error message for every NULL it meets, before its `Option` turns that into `None`.
     let got = match row.try_as_pg_row() {
+        Some(pg) if checked => {
+            sqlx::Row::try_get_unchecked::<Option<T>, _>(pg, i).map_err(|e| e.to_string())
+        }
         Some(pg) => sqlx::Row::try_get::<Option<T>, _>(pg, i).map_err(|e| e.to_string()),
         None => row
             .try_get_by_index::<Option<T>>(i)
@@ -40,20 +84,30 @@ where
     got.map_err(|e| DeError::custom_msg(format!("column {}: {e}", c.name)))
 }
 
-fn fetch(row: &QueryResult, i: usize, c: &Column) -> Result<Fetched, DeError> {
-    let kind = c
-        .kind
-        .ok_or_else(|| DeError::custom_msg(format!("column {} has an unreadable type", c.name)))?;
+fn fetch(row: &QueryResult, i: usize, c: &Column, checked: bool) -> Result<Fetched, DeError> {
+    // A column the model does not know (added by a later migration): the model skips
+    // its value, so none is fetched.
+    let Some(kind) = c.kind else {
+        return Ok(Fetched::Null);
+    };
     Ok(match kind {
-        Kind::Str => get::<String>(row, i, c)?.map_or(Fetched::Null, Fetched::Str),
-        Kind::I32 => get::<i32>(row, i, c)?.map_or(Fetched::Null, |v| Fetched::Int(v.into())),
-        Kind::I64 => get::<i64>(row, i, c)?.map_or(Fetched::Null, Fetched::Int),
-        Kind::F64 => get::<f64>(row, i, c)?.map_or(Fetched::Null, Fetched::Float),
-        Kind::F32 => get::<f32>(row, i, c)?.map_or(Fetched::Null, |v| Fetched::Float(v.into())),
-        Kind::Bool => get::<bool>(row, i, c)?.map_or(Fetched::Null, Fetched::Bool),
-        Kind::Json => get::<serde_json::Value>(row, i, c)?.map_or(Fetched::Null, Fetched::Json),
-        Kind::DateTimeUtc => get::<DateTime<Utc>>(row, i, c)?.map_or(Fetched::Null, Fetched::Time),
-        Kind::Bytes => get::<Vec<u8>>(row, i, c)?.map_or(Fetched::Null, Fetched::Bytes),
+        Kind::Str => get::<String>(row, i, c, checked)?.map_or(Fetched::Null, Fetched::Str),
+        Kind::I32 => {
+            get::<i32>(row, i, c, checked)?.map_or(Fetched::Null, |v| Fetched::Int(v.into()))
+        }
+        Kind::I64 => get::<i64>(row, i, c, checked)?.map_or(Fetched::Null, Fetched::Int),
+        Kind::F64 => get::<f64>(row, i, c, checked)?.map_or(Fetched::Null, Fetched::Float),
+        Kind::F32 => {
+            get::<f32>(row, i, c, checked)?.map_or(Fetched::Null, |v| Fetched::Float(v.into()))
+        }
+        Kind::Bool => get::<bool>(row, i, c, checked)?.map_or(Fetched::Null, Fetched::Bool),
+        Kind::Json => {
+            get::<serde_json::Value>(row, i, c, checked)?.map_or(Fetched::Null, Fetched::Json)
+        }
+        Kind::DateTimeUtc => {
+            get::<DateTime<Utc>>(row, i, c, checked)?.map_or(Fetched::Null, Fetched::Time)
+        }
+        Kind::Bytes => get::<Vec<u8>>(row, i, c, checked)?.map_or(Fetched::Null, Fetched::Bytes),
     })
 }
 
@@ -62,6 +116,7 @@ pub(crate) struct RowDe<'a> {
     pub(crate) row: &'a QueryResult,
     pub(crate) columns: &'a [Column],
     pub(crate) keys: &'a Keys,
+    pub(crate) checked: &'a TypesChecked,
 }
 
 impl<'de> de::Deserializer<'de> for RowDe<'_> {
@@ -69,11 +124,12 @@ impl<'de> de::Deserializer<'de> for RowDe<'_> {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let row = self.row;
+        let checked = self.checked.get(row, self.columns);
         visitor.visit_map(ColumnMap {
             columns: self.columns,
             keys: &[],
             next: 0,
-            value: |i, column: &Column| fetch(row, i, column),
+            value: move |i, column: &Column| fetch(row, i, column, checked),
         })
     }
 
@@ -84,11 +140,12 @@ impl<'de> de::Deserializer<'de> for RowDe<'_> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         let row = self.row;
+        let checked = self.checked.get(row, self.columns);
         visitor.visit_map(ColumnMap {
             columns: self.columns,
             keys: self.keys.get(self.columns, fields),
             next: 0,
-            value: |i, column: &Column| fetch(row, i, column),
+            value: move |i, column: &Column| fetch(row, i, column, checked),
         })
     }
 

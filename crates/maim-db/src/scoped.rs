@@ -12,11 +12,12 @@ use crate::lite::Cost;
 use crate::lite::exec::{self, Sql};
 use crate::scope::{AgentScope, TenantScope};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::sea_query::{Asterisk, Expr, Query as SeaQuery, SqliteQueryBuilder};
+use sea_orm::sea_query::{
+    Asterisk, Expr, PostgresQueryBuilder, Query as SeaQuery, SqliteQueryBuilder,
+};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ActiveValue, ColumnTrait, Condition, EntityTrait,
-    IdenStatic, IntoActiveModel, Iterable, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Value,
+    IdenStatic, IntoActiveModel, Iterable, Order, PaginatorTrait, QueryFilter, Value,
 };
 use sea_orm::{ConnectionTrait, DbBackend, QueryTrait};
 use serde::Deserialize as _;
@@ -498,7 +499,7 @@ where
     ) -> DbResult<Vec<E::Model>> {
         match &self.db.lite {
             Some(lite) => {
-                let sql = Self::select_sql(cond, order, limit, offset)?;
+                let sql = Self::select_sql(cond, order, limit, offset, DbBackend::Sqlite)?;
                 let (cost, capacity) = match limit {
                     Some(l) if l <= SHORT_READ_ROWS => (Cost::Short, l as usize),
                     _ => (Cost::Long, 0),
@@ -507,29 +508,30 @@ where
                     .await
             }
             None => {
-                let mut select = E::find().filter(cond);
-                for (col, ord) in order {
-                    select = select.order_by(*col, ord.clone());
-                }
-                if let Some(l) = limit {
-                    select = select.limit(l);
-                }
-                if let Some(o) = offset {
-                    select = select.offset(o);
-                }
+                let backend = self.db.db_backend();
+                let sql = Self::select_sql(cond, order, limit, offset, backend)?;
                 let rows = self
                     .db
                     .conn
-                    .query_all_raw(select.build(self.db.db_backend()))
+                    .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                        backend, sql.text, sql.values,
+                    ))
                     .await?;
-                let columns = crate::lite::value::entity_columns::<E>();
+                let Some(first) = rows.first() else {
+                    return Ok(Vec::new());
+                };
+                let names = first.column_names();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let columns = crate::lite::value::columns::<E>(&names);
                 let keys = crate::lite::de::Keys::of::<E>();
+                let checked = crate::decode::TypesChecked::default();
                 rows.iter()
                     .map(|row| {
                         E::Model::deserialize(crate::decode::RowDe {
                             row,
                             columns: &columns,
                             keys: &keys,
+                            checked: &checked,
                         })
                         .map_err(DbError::from)
                     })
@@ -538,22 +540,30 @@ where
         }
     }
 
-    /// The SQLite text of a whole-row read (see [`Self::read_models`]).
+    /// The text of a whole-row read (see [`Self::read_models`]): `SELECT *`, decoded by
+    /// the names the result carries (listing 47 columns cost more to build than to run).
     fn select_sql(
         cond: Condition,
         order: &[(E::Column, Order)],
         limit: Option<u64>,
         offset: Option<u64>,
+        backend: DbBackend,
     ) -> DbResult<Sql> {
         let mut q = SeaQuery::select();
         q.column(Asterisk).from(E::default()).cond_where(cond);
         for (col, ord) in order {
             q.order_by(*col, ord.clone());
         }
-        let mut sql = Sql::from(q.build(SqliteQueryBuilder));
+        let postgres = backend == DbBackend::Postgres;
+        let mut sql = Sql::from(if postgres {
+            q.build(PostgresQueryBuilder)
+        } else {
+            q.build(SqliteQueryBuilder)
+        });
         match (limit, offset) {
             (Some(l), Some(o)) => write!(sql.text, " LIMIT {l} OFFSET {o}"),
             (Some(l), None) => write!(sql.text, " LIMIT {l}"),
+            (None, Some(o)) if postgres => write!(sql.text, " OFFSET {o}"),
             (None, Some(o)) => write!(sql.text, " LIMIT -1 OFFSET {o}"),
             (None, None) => Ok(()),
         }
@@ -827,8 +837,14 @@ mod tests {
         let cond = ScopedTable::<messages::Entity>::scope_condition(&scope)
             .unwrap()
             .add(q.filter.condition());
-        let sql =
-            ScopedTable::<messages::Entity>::select_sql(cond, &q.order, q.limit, q.offset).unwrap();
+        let sql = ScopedTable::<messages::Entity>::select_sql(
+            cond,
+            &q.order,
+            q.limit,
+            q.offset,
+            DbBackend::Sqlite,
+        )
+        .unwrap();
         let lite = db.lite.as_ref().expect("a SQLite file runs on the engine");
         let reader = lite.checkout().unwrap();
         let stmt = reader.prepare_cached(&sql.text).unwrap();

@@ -133,7 +133,8 @@ impl Kind {
     }
 }
 
-/// The columns of `E` in declaration order (the order of sea-orm's selects).
+/// The columns of `E` in declaration order.
+#[cfg(test)]
 pub(crate) fn entity_columns<E: EntityTrait>() -> Vec<super::de::Column> {
     E::Column::iter()
         .map(|c| super::de::Column {
