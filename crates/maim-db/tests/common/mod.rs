@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub struct TestDb {
     pub name: &'static str,
     pub db: Db,
+    /// The PostgreSQL schema this database lives in (`None` on SQLite).
+    pub schema: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -53,6 +55,7 @@ pub async fn sqlite(migrated: bool) -> TestDb {
     TestDb {
         name: "sqlite",
         db,
+        schema: None,
         _dir: Some(dir),
     }
 }
@@ -66,7 +69,7 @@ pub async fn postgres(migrated: bool) -> Option<TestDb> {
         nanos()
     );
     let opts = DbOptions {
-        postgres_schema: Some(schema),
+        postgres_schema: Some(schema.clone()),
         max_connections: 8,
         ..DbOptions::default()
     };
@@ -79,6 +82,7 @@ pub async fn postgres(migrated: bool) -> Option<TestDb> {
     Some(TestDb {
         name: "postgres",
         db,
+        schema: Some(schema),
         _dir: None,
     })
 }
@@ -205,4 +209,29 @@ pub async fn one_agent(db: &Db, tenant: &str) -> (TenantScope, AgentScope) {
     let (ts, ids) = tenant_with_agents(db, tenant, 1).await;
     let scope = ts.agent(ids[0].clone()).expect("agent scope");
     (ts, scope)
+}
+
+impl TestDb {
+    /// Runs DDL or DML behind the repositories' back, as another program sharing the
+    /// database would (`{t}` in `sql` becomes the schema-qualified table prefix).
+    pub async fn raw(&self, sql: &str) {
+        match &self.schema {
+            Some(schema) => {
+                use sea_orm::ConnectionTrait;
+                let sql = sql.replace("{t}", &format!("\"{schema}\"."));
+                let c = sea_orm::Database::connect(postgres_url().expect("url").as_str())
+                    .await
+                    .expect("raw connect");
+                c.execute_unprepared(&sql).await.expect("raw sql");
+                c.close().await.expect("raw close");
+            }
+            None => {
+                let path = maim_db::sqlite_path(&self.db.url().redacted()).expect("sqlite path");
+                let c = rusqlite::Connection::open(path).expect("raw open");
+                c.busy_timeout(std::time::Duration::from_secs(5))
+                    .expect("busy");
+                c.execute_batch(&sql.replace("{t}", "")).expect("raw sql");
+            }
+        }
+    }
 }
