@@ -636,7 +636,7 @@ where
         let mut rows = match &self.db.lite {
             Some(lite) => {
                 let mut q = update.into_query();
-                q.returning(SeaQuery::returning().columns(E::Column::iter()));
+                q.returning_all();
                 let sql = Sql::from(q.build(SqliteQueryBuilder));
                 lite.write(Cost::Short, move |c| exec::models::<E>(c, &sql, 1))
                     .await?
@@ -703,7 +703,7 @@ where
         match &self.db.lite {
             Some(lite) => {
                 let mut q = insert.into_query();
-                q.returning(SeaQuery::returning().columns(E::Column::iter()));
+                q.returning_all();
                 let sql = Sql::from(q.build(SqliteQueryBuilder));
                 lite.write(Cost::Short, move |c| {
                     first::<E>(exec::models::<E>(c, &sql, 1)?)

@@ -85,11 +85,10 @@ pub(crate) fn execute(conn: &Connection, sql: &Sql) -> DbResult<u64> {
 
 pub(crate) fn quoted(out: &mut String, ident: &str) {
     out.push('"');
-    for ch in ident.chars() {
-        if ch == '"' {
-            out.push('"');
-        }
-        out.push(ch);
+    if ident.contains('"') {
+        out.push_str(&ident.replace('"', "\"\""));
+    } else {
+        out.push_str(ident);
     }
     out.push('"');
 }
@@ -122,7 +121,7 @@ where
     (cols, values)
 }
 
-/// `INSERT INTO t (cols) VALUES (?, …)`, optionally returning every column of `E`.
+/// `INSERT INTO t (cols) VALUES (?, …)`, optionally returning the whole row.
 /// Built by hand rather than by sea-query so that a batch builds it once, not per row.
 pub(crate) fn insert_sql<E: EntityTrait>(cols: &[E::Column], returning: bool) -> String {
     let mut s = String::with_capacity(64 + cols.len() * 24);
@@ -139,13 +138,9 @@ pub(crate) fn insert_sql<E: EntityTrait>(cols: &[E::Column], returning: bool) ->
         s.push(')');
     }
     if returning {
-        s.push_str(" RETURNING ");
-        for (i, c) in E::Column::iter().enumerate() {
-            if i > 0 {
-                s.push_str(", ");
-            }
-            quoted(&mut s, c.as_str());
-        }
+        // Rows are decoded by the names the result carries, so `*` serves; a short text is
+        // also cheaper for the prepared-statement cache, which compares whole texts.
+        s.push_str(" RETURNING *");
     }
     s
 }
