@@ -168,39 +168,61 @@ pub async fn drop_all(m: &SchemaManager<'_>, tables: &[&'static str]) -> Result<
     Ok(())
 }
 
-/// On PostgreSQL, gives every text column named `id` or `…_id` of the current schema's
-/// tables the collation `collation` (`"C"` or `"default"`); nothing on other backends.
-/// A later migration that adds identifier columns calls it with `"C"` after creating them.
-pub async fn set_identifier_collation(m: &SchemaManager<'_>, collation: &str) -> Result<(), DbErr> {
+/// On PostgreSQL, gives every text column named `id` or `…_id` of `tables` (in the current
+/// schema) the collation `collation` (`"C"` or `"default"`), one `ALTER TABLE` per table
+/// so that each index is rebuilt once; nothing on other backends. Only the named tables
+/// are touched: a shared schema may hold other programs' tables. A later migration that
+/// adds identifier columns calls it with its own tables and `"C"`.
+pub async fn set_identifier_collation(
+    m: &SchemaManager<'_>,
+    tables: &[&str],
+    collation: &str,
+) -> Result<(), DbErr> {
     if m.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(());
     }
-    // Only the two collations this schema uses; the name is spliced into SQL.
+    // Both are spliced into SQL: only the two collations this schema uses, and table
+    // names made of lowercase letters, digits and underscores.
     if collation != "C" && collation != "default" {
         return Err(DbErr::Migration(format!(
             "unexpected collation {collation:?}"
         )));
     }
+    if let Some(bad) = tables.iter().find(|t| {
+        t.is_empty()
+            || !t
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }) {
+        return Err(DbErr::Migration(format!("unexpected table name {bad:?}")));
+    }
+    let list = tables
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
         r#"DO $$
 DECLARE r record;
 BEGIN
   FOR r IN
-    SELECT c.table_name, c.column_name, c.data_type, c.character_maximum_length
+    SELECT c.table_name,
+           string_agg(format('ALTER COLUMN %I TYPE %s COLLATE "{collation}"', c.column_name,
+             CASE WHEN c.character_maximum_length IS NULL THEN c.data_type
+                  ELSE format('varchar(%s)', c.character_maximum_length) END),
+             ', ' ORDER BY c.ordinal_position) AS alters
     FROM information_schema.columns c
     JOIN information_schema.tables t
       ON t.table_schema = c.table_schema AND t.table_name = c.table_name
     WHERE c.table_schema = current_schema()
       AND t.table_type = 'BASE TABLE'
-      AND c.table_name <> 'seaql_migrations'
-      AND (c.column_name = 'id' OR c.column_name LIKE '%\_id')
+      AND c.table_name IN ({list})
+      AND (c.column_name = 'id' OR right(c.column_name, 3) = '_id')
       AND c.data_type IN ('character varying', 'text')
-    ORDER BY c.table_name, c.ordinal_position
+    GROUP BY c.table_name
+    ORDER BY c.table_name
   LOOP
-    EXECUTE format('ALTER TABLE %I ALTER COLUMN %I TYPE %s COLLATE "{collation}"',
-      r.table_name, r.column_name,
-      CASE WHEN r.character_maximum_length IS NULL THEN r.data_type
-           ELSE format('varchar(%s)', r.character_maximum_length) END);
+    EXECUTE format('ALTER TABLE %I ', r.table_name) || r.alters;
   END LOOP;
 END $$"#
     );

@@ -85,10 +85,17 @@ where
 }
 
 fn fetch(row: &QueryResult, i: usize, c: &Column, checked: bool) -> Result<Fetched, DeError> {
-    // A column the model does not know (added by a later migration): the model skips
-    // its value, so none is fetched.
     let Some(kind) = c.kind else {
-        return Ok(Fetched::Null);
+        // A column the model does not know (added by a later migration): the model skips
+        // its value, so none is fetched. A field of a type this decoder has no reading
+        // for is an error, never a silent NULL.
+        return match c.field {
+            false => Ok(Fetched::Null),
+            true => Err(DeError::custom_msg(format!(
+                "column {} has a type maim-db cannot read",
+                c.name
+            ))),
+        };
     };
     Ok(match kind {
         Kind::Str => get::<String>(row, i, c, checked)?.map_or(Fetched::Null, Fetched::Str),

@@ -14,6 +14,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::sqlx::{self, Arguments, postgres::PgArguments};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IdenStatic, Iterable, Value};
 
+/// Rows per statement at most: PostgreSQL caps one parameter value (an array) at 1 GB, so
+/// a very large batch is several statements in one transaction.
+const ROWS_PER_STATEMENT: usize = 10_000;
+
 /// One column's values across a group of rows, in the Rust type sqlx encodes as the
 /// column's PostgreSQL array type.
 enum Array {
@@ -29,17 +33,19 @@ enum Array {
 }
 
 impl Array {
-    fn new(kind: Kind, rows: usize) -> Self {
+    // Grown as rows arrive: a group is a run of rows of one shape, whose length is not
+    // known up front (rows alternating between two shapes make many short groups).
+    fn new(kind: Kind) -> Self {
         match kind {
-            Kind::Str => Array::Str(Vec::with_capacity(rows)),
-            Kind::I32 => Array::I32(Vec::with_capacity(rows)),
-            Kind::I64 => Array::I64(Vec::with_capacity(rows)),
-            Kind::F32 => Array::F32(Vec::with_capacity(rows)),
-            Kind::F64 => Array::F64(Vec::with_capacity(rows)),
-            Kind::Bool => Array::Bool(Vec::with_capacity(rows)),
-            Kind::Json => Array::Json(Vec::with_capacity(rows)),
-            Kind::DateTimeUtc => Array::Time(Vec::with_capacity(rows)),
-            Kind::Bytes => Array::Bytes(Vec::with_capacity(rows)),
+            Kind::Str => Array::Str(Vec::new()),
+            Kind::I32 => Array::I32(Vec::new()),
+            Kind::I64 => Array::I64(Vec::new()),
+            Kind::F32 => Array::F32(Vec::new()),
+            Kind::F64 => Array::F64(Vec::new()),
+            Kind::Bool => Array::Bool(Vec::new()),
+            Kind::Json => Array::Json(Vec::new()),
+            Kind::DateTimeUtc => Array::Time(Vec::new()),
+            Kind::Bytes => Array::Bytes(Vec::new()),
         }
     }
 
@@ -80,6 +86,9 @@ impl Array {
             (Array::Bool(a), Value::Bool(b)) => a.push(b),
             (Array::Json(a), Value::Json(j)) => a.push(j.map(|j| *j)),
             (Array::Time(a), Value::ChronoDateTimeUtc(t)) => a.push(t),
+            (Array::Time(a), Value::ChronoDateTimeLocal(t)) => {
+                a.push(t.map(|t| t.with_timezone(&Utc)))
+            }
             (Array::Time(a), Value::ChronoDateTimeWithTimeZone(t)) => {
                 a.push(t.map(|t| t.with_timezone(&Utc)))
             }
@@ -120,18 +129,20 @@ pub(crate) fn group_rows<E: EntityTrait>(rows: Vec<E::ActiveModel>) -> DbResult<
 where
     E::ActiveModel: ActiveModelTrait<Entity = E>,
 {
-    let n = rows.len();
     let mut groups: Vec<Group> = Vec::new();
     let mut shape: Vec<E::Column> = Vec::new();
+    let mut in_group = 0;
     for am in rows {
         let (cols, values) = take_columns::<E>(am);
         let same = !groups.is_empty()
+            && in_group < ROWS_PER_STATEMENT
             && cols.len() == shape.len()
             && cols
                 .iter()
                 .zip(&shape)
                 .all(|(a, b)| a.as_str() == b.as_str());
         if !same {
+            in_group = 0;
             if cols.is_empty() {
                 // Scoped rows always carry their tenant, so this is a caller's hand-built row.
                 return Err(DbError::invalid("a batch row sets no column"));
@@ -141,7 +152,7 @@ where
                 let kind = Kind::of(c.def().get_column_type()).ok_or_else(|| {
                     DbError::invalid(format!("column {} has no array type", c.as_str()))
                 })?;
-                arrays.push(Array::new(kind, n));
+                arrays.push(Array::new(kind));
             }
             groups.push(Group {
                 sql: unnest_sql::<E>(&cols, &arrays),
@@ -153,6 +164,7 @@ where
             for ((array, col), v) in g.arrays.iter_mut().zip(&shape).zip(values) {
                 array.push(col.as_str(), v)?;
             }
+            in_group += 1;
         }
     }
     Ok(groups)

@@ -445,7 +445,9 @@ where
                 })
                 .await;
         }
-        Ok(E::insert(am).exec_with_returning(&self.db.conn).await?)
+        let mut q = E::insert(am).into_query();
+        q.returning_all();
+        first::<E>(self.pool_models(self.db.db_backend().build(&q)).await?)
     }
 
     /// Inserts many rows in one transaction (all or none) and returns how many.
@@ -510,34 +512,37 @@ where
             None => {
                 let backend = self.db.db_backend();
                 let sql = Self::select_sql(cond, order, limit, offset, backend)?;
-                let rows = self
-                    .db
-                    .conn
-                    .query_all_raw(sea_orm::Statement::from_sql_and_values(
-                        backend, sql.text, sql.values,
-                    ))
-                    .await?;
-                let Some(first) = rows.first() else {
-                    return Ok(Vec::new());
-                };
-                let names = first.column_names();
-                let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                let columns = crate::lite::value::columns::<E>(&names);
-                let keys = crate::lite::de::Keys::of::<E>();
-                let checked = crate::decode::TypesChecked::default();
-                rows.iter()
-                    .map(|row| {
-                        E::Model::deserialize(crate::decode::RowDe {
-                            row,
-                            columns: &columns,
-                            keys: &keys,
-                            checked: &checked,
-                        })
-                        .map_err(DbError::from)
-                    })
-                    .collect()
+                self.pool_models(sea_orm::Statement::from_sql_and_values(
+                    backend, sql.text, sql.values,
+                ))
+                .await
             }
         }
+    }
+
+    /// Runs a statement returning whole rows on the sqlx pool and decodes them by the
+    /// names the result carries (see `decode.rs`): reads, and writes with `RETURNING *`.
+    async fn pool_models(&self, stmt: sea_orm::Statement) -> DbResult<Vec<E::Model>> {
+        let rows = self.db.conn.query_all_raw(stmt).await?;
+        let Some(first) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        let names = first.column_names();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let columns = crate::lite::value::columns::<E>(&names);
+        let keys = crate::lite::de::Keys::of::<E>();
+        let checked = crate::decode::TypesChecked::default();
+        rows.iter()
+            .map(|row| {
+                E::Model::deserialize(crate::decode::RowDe {
+                    row,
+                    columns: &columns,
+                    keys: &keys,
+                    checked: &checked,
+                })
+                .map_err(DbError::from)
+            })
+            .collect()
     }
 
     /// The text of a whole-row read (see [`Self::read_models`]): `SELECT *`, decoded by
@@ -641,7 +646,11 @@ where
                 lite.write(Cost::Short, move |c| exec::models::<E>(c, &sql, 1))
                     .await?
             }
-            None => update.exec_with_returning(&self.db.conn).await?,
+            None => {
+                let mut q = update.into_query();
+                q.returning_all();
+                self.pool_models(self.db.db_backend().build(&q)).await?
+            }
         };
         rows.pop().ok_or(DbError::NotFound {
             entity: table_entity::<E>(),
@@ -710,7 +719,11 @@ where
                 })
                 .await
             }
-            None => Ok(insert.exec_with_returning(&self.db.conn).await?),
+            None => {
+                let mut q = insert.into_query();
+                q.returning_all();
+                first::<E>(self.pool_models(self.db.db_backend().build(&q)).await?)
+            }
         }
     }
 

@@ -245,3 +245,35 @@ async fn reads_skip_columns_the_model_does_not_know_and_name_type_mismatches() {
         t.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn a_batch_larger_than_one_statement_is_still_all_or_none() {
+    for t in common::backends().await {
+        let scope = common::one_agent(&t.db, "large").await.1;
+        let table = t.db.table::<file_uploads::Entity>();
+        // More rows than one PostgreSQL array statement takes, the last a duplicate of
+        // the first: nothing lands.
+        let rows = (0..10_050)
+            .map(|i| upload(&format!("x{i}"), None))
+            .chain([upload("x0", None)])
+            .collect();
+        let err = table.insert_many(&scope, rows).await.unwrap_err();
+        assert!(
+            matches!(err, maim_db::DbError::Conflict { .. }),
+            "{}: {err:?}",
+            t.name
+        );
+        assert_eq!(
+            table.count(&scope, Filter::All).await.unwrap(),
+            0,
+            "{}",
+            t.name
+        );
+        let rows = (0..10_050)
+            .map(|i| upload(&format!("x{i}"), None))
+            .collect();
+        assert_eq!(table.insert_many(&scope, rows).await.unwrap(), 10_050);
+        assert_eq!(table.count(&scope, Filter::All).await.unwrap(), 10_050);
+        t.cleanup().await;
+    }
+}

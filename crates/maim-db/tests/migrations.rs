@@ -193,8 +193,29 @@ async fn identifier_columns_compare_bytes_on_postgres() {
     .await
     .unwrap();
     let sys = SystemScope::new("test");
-    db.migrate(&sys).await.unwrap();
     let probe = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    // Another program's table in the same schema keeps its collation.
+    probe
+        .execute_unprepared(&format!(
+            "CREATE TABLE \"{schema}\".other_app (id text, owner_id varchar(10))"
+        ))
+        .await
+        .unwrap();
+    db.migrate(&sys).await.unwrap();
+    let foreign = async || {
+        probe
+            .query_all_raw(Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = $1 \
+                 AND table_name = 'other_app' AND collation_name IS NOT NULL",
+                [schema.clone().into()],
+            ))
+            .await
+            .unwrap()[0]
+            .try_get_by_index::<i64>(0)
+            .unwrap()
+    };
+    assert_eq!(foreign().await, 0);
     let collations = async || {
         let rows = probe
             .query_all_raw(Statement::from_sql_and_values(
@@ -229,6 +250,7 @@ async fn identifier_columns_compare_bytes_on_postgres() {
     // Down restores the database default; the tables and their rows stay.
     db.migrate_down(&sys, 1).await.unwrap();
     assert!(collations().await.iter().all(|(_, c)| c.is_none()));
+    assert_eq!(foreign().await, 0);
     db.migrate(&sys).await.unwrap();
     assert_eq!(collations().await[0].1, c);
     probe.close().await.unwrap();

@@ -22,6 +22,8 @@ fn marked(job_id: &str) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
+    // Never the launcher itself, whatever it inherited.
+    let me = i32::try_from(std::process::id()).unwrap_or(-1);
     let mut out = Vec::new();
     for entry in dir.flatten() {
         let Some(pid) = entry
@@ -31,6 +33,9 @@ fn marked(job_id: &str) -> Vec<i32> {
         else {
             continue;
         };
+        if pid == me {
+            continue;
+        }
         // Unreadable (another user's process) or already gone: not ours to touch. A zombie
         // reads as empty, and it needs no kill.
         let Ok(env) = std::fs::read(entry.path().join("environ")) else {
@@ -49,7 +54,11 @@ pub async fn kill_leftovers(job_id: &str) -> usize {
     let mut killed = std::collections::HashSet::new();
     let deadline = tokio::time::Instant::now() + GONE_WITHIN;
     loop {
-        let pids = marked(job_id);
+        // Reading every process's environment is blocking file I/O.
+        let id = job_id.to_owned();
+        let pids = tokio::task::spawn_blocking(move || marked(&id))
+            .await
+            .unwrap_or_default();
         if pids.is_empty() {
             break;
         }

@@ -45,6 +45,8 @@ impl From<DeError> for DbError {
 pub(crate) struct Column {
     pub(crate) name: std::borrow::Cow<'static, str>,
     pub(crate) kind: Option<Kind>,
+    /// Whether the model has a field for it (a column without one is skipped).
+    pub(crate) field: bool,
 }
 
 /// How a statement's columns are named to the model's `Deserialize`, worked out at its
@@ -356,6 +358,7 @@ mod tests {
         columns.push(Column {
             name: "added_later".into(),
             kind: None,
+            field: false,
         });
         let keys = Keys::of::<messages::Entity>();
         let got = keys.get(&columns, fields_of::<messages::Model>());
@@ -383,10 +386,12 @@ mod tests {
             Column {
                 name: "id".into(),
                 kind: Some(Kind::I64),
+                field: true,
             },
             Column {
                 name: "tenant_id".into(),
                 kind: Some(Kind::Str),
+                field: true,
             },
         ];
         assert!(keys.get(&columns, fields_of::<Aliased>()).is_empty());

@@ -140,6 +140,7 @@ pub(crate) fn entity_columns<E: EntityTrait>() -> Vec<super::de::Column> {
         .map(|c| super::de::Column {
             name: Cow::Borrowed(c.as_str()),
             kind: Kind::of(c.def().get_column_type()),
+            field: true,
         })
         .collect()
 }
@@ -161,11 +162,13 @@ pub(crate) fn columns<E: EntityTrait>(names: &[&str]) -> Vec<super::de::Column> 
                 Some(c) => super::de::Column {
                     name: Cow::Borrowed(c.as_str()),
                     kind: Kind::of(c.def().get_column_type()),
+                    field: true,
                 },
                 // Not a field of the model (a newer column): serde skips it.
                 None => super::de::Column {
                     name: Cow::Owned((*name).to_owned()),
                     kind: None,
+                    field: false,
                 },
             }
         })
