@@ -60,8 +60,43 @@ pub async fn sqlite(migrated: bool) -> TestDb {
     }
 }
 
+/// Drops schemas left by test processes that no longer run (a panicking test, or the
+/// property test's shared database, which lives in a static and is never cleaned up).
+/// Schemas are named `t_<pid>_…`; a live pid's are never touched.
+async fn sweep_dead_schemas(url: &str) {
+    use sea_orm::ConnectionTrait;
+    let Ok(c) = sea_orm::Database::connect(url).await else {
+        return;
+    };
+    let Ok(rows) = c
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'",
+        ))
+        .await
+    else {
+        return;
+    };
+    for r in rows {
+        let Ok(name) = r.try_get_by_index::<String>(0) else {
+            continue;
+        };
+        let pid = name.split('_').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = c
+                .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                .await;
+        }
+    }
+    let _ = c.close().await;
+}
+
 pub async fn postgres(migrated: bool) -> Option<TestDb> {
     let url = postgres_url()?;
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT.get_or_init(|| sweep_dead_schemas(&url)).await;
     let schema = format!(
         "t_{}_{}_{}",
         std::process::id(),
