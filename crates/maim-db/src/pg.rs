@@ -7,7 +7,7 @@
 //! column whatever the row count, so its text is the same for every batch of a shape,
 //! sqlx prepares it once per connection, and each column's values travel as one array.
 
-use crate::lite::exec::{column_list, quoted, take_columns};
+use crate::lite::exec::{column_list, quoted, same_columns, take_columns};
 use crate::lite::value::Kind;
 use crate::{DbError, DbResult};
 use chrono::{DateTime, Utc};
@@ -134,13 +134,8 @@ where
     let mut in_group = 0;
     for am in rows {
         let (cols, values) = take_columns::<E>(am);
-        let same = !groups.is_empty()
-            && in_group < ROWS_PER_STATEMENT
-            && cols.len() == shape.len()
-            && cols
-                .iter()
-                .zip(&shape)
-                .all(|(a, b)| a.as_str() == b.as_str());
+        let same =
+            !groups.is_empty() && in_group < ROWS_PER_STATEMENT && same_columns::<E>(&cols, &shape);
         if !same {
             in_group = 0;
             if cols.is_empty() {

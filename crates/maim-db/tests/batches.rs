@@ -150,6 +150,29 @@ fn upload(hash: &str, url: Option<&str>) -> file_uploads::ActiveModel {
     am
 }
 
+/// Inserts a batch that must be refused as a conflict, and checks the table still holds
+/// `before` rows.
+async fn refused_whole(
+    t: &common::TestDb,
+    scope: &maim_db::AgentScope,
+    rows: Vec<file_uploads::ActiveModel>,
+    before: u64,
+) {
+    let table = t.db.table::<file_uploads::Entity>();
+    let err = table.insert_many(scope, rows).await.unwrap_err();
+    assert!(
+        matches!(err, maim_db::DbError::Conflict { .. }),
+        "{}: {err:?}",
+        t.name
+    );
+    assert_eq!(
+        table.count(scope, Filter::All).await.unwrap(),
+        before,
+        "{}",
+        t.name
+    );
+}
+
 #[tokio::test]
 async fn batches_of_mixed_shapes_land_whole_or_not_at_all() {
     for t in common::backends().await {
@@ -187,18 +210,7 @@ async fn batches_of_mixed_shapes_land_whole_or_not_at_all() {
                 .map(|i| upload(&format!("n{i}"), None))
                 .chain([upload("h010", tail)])
                 .collect();
-            let err = table.insert_many(&scope, rows).await.unwrap_err();
-            assert!(
-                matches!(err, maim_db::DbError::Conflict { .. }),
-                "{}: {err:?}",
-                t.name
-            );
-            assert_eq!(
-                table.count(&scope, Filter::All).await.unwrap(),
-                75,
-                "{}",
-                t.name
-            );
+            refused_whole(&t, &scope, rows, 75).await;
         }
         t.cleanup().await;
     }
@@ -257,18 +269,7 @@ async fn a_batch_larger_than_one_statement_is_still_all_or_none() {
             .map(|i| upload(&format!("x{i}"), None))
             .chain([upload("x0", None)])
             .collect();
-        let err = table.insert_many(&scope, rows).await.unwrap_err();
-        assert!(
-            matches!(err, maim_db::DbError::Conflict { .. }),
-            "{}: {err:?}",
-            t.name
-        );
-        assert_eq!(
-            table.count(&scope, Filter::All).await.unwrap(),
-            0,
-            "{}",
-            t.name
-        );
+        refused_whole(&t, &scope, rows, 0).await;
         let rows = (0..10_050)
             .map(|i| upload(&format!("x{i}"), None))
             .collect();

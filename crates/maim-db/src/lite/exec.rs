@@ -105,6 +105,11 @@ pub(crate) fn column_list<E: EntityTrait>(out: &mut String, cols: &[E::Column]) 
     out.push(')');
 }
 
+/// Whether two rows set the same columns (they can share one INSERT text).
+pub(crate) fn same_columns<E: EntityTrait>(a: &[E::Column], b: &[E::Column]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.as_str() == y.as_str())
+}
+
 /// The columns `am` sets, with their values (moved out, not cloned), in declaration order.
 pub(crate) fn take_columns<E: EntityTrait>(mut am: E::ActiveModel) -> (Vec<E::Column>, Vec<Value>)
 where
@@ -185,12 +190,7 @@ where
     let mut last_time = None;
     for am in rows {
         let (cols, values) = take_columns::<E>(am);
-        let same = groups.last().is_some()
-            && cols.len() == shape.len()
-            && cols
-                .iter()
-                .zip(&shape)
-                .all(|(a, b)| a.as_str() == b.as_str());
+        let same = groups.last().is_some() && same_columns::<E>(&cols, &shape);
         if !same {
             let full = insert_sql::<E>(&cols, false);
             // `… VALUES (?, …)`: split before the row, so a statement can repeat it.
