@@ -720,6 +720,14 @@ async fn cancel_mid_install_kills_the_process_group_and_cleans_up() {
         .trim()
         .parse()
         .unwrap();
+    // What the installer started carries the job id, which is how recovery after a
+    // daemon crash finds it.
+    let env = std::fs::read(format!("/proc/{grandchild}/environ")).unwrap();
+    assert!(
+        env.split(|b| *b == 0)
+            .any(|v| v == b"MAILAUNCHER_JOB_ID=job-cancel"),
+        "the job's processes are not marked"
+    );
     let t = Instant::now();
     cancel.cancel();
     let res = task.await.unwrap();
