@@ -126,18 +126,28 @@ pub(crate) struct RowDe<'a> {
     pub(crate) checked: &'a TypesChecked,
 }
 
+impl<'a> RowDe<'a> {
+    /// The row as a serde map, its columns named by `keys` (see [`Keys`]).
+    fn map(
+        &self,
+        keys: &'a [Option<u64>],
+    ) -> ColumnMap<'a, impl FnMut(usize, &'a Column) -> Result<Fetched, DeError>> {
+        let row = self.row;
+        let checked = self.checked.get(row, self.columns);
+        ColumnMap {
+            columns: self.columns,
+            keys,
+            next: 0,
+            value: move |i, column: &'a Column| fetch(row, i, column, checked),
+        }
+    }
+}
+
 impl<'de> de::Deserializer<'de> for RowDe<'_> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let row = self.row;
-        let checked = self.checked.get(row, self.columns);
-        visitor.visit_map(ColumnMap {
-            columns: self.columns,
-            keys: &[],
-            next: 0,
-            value: move |i, column: &Column| fetch(row, i, column, checked),
-        })
+        visitor.visit_map(self.map(&[]))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -146,14 +156,8 @@ impl<'de> de::Deserializer<'de> for RowDe<'_> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
-        let row = self.row;
-        let checked = self.checked.get(row, self.columns);
-        visitor.visit_map(ColumnMap {
-            columns: self.columns,
-            keys: self.keys.get(self.columns, fields),
-            next: 0,
-            value: move |i, column: &Column| fetch(row, i, column, checked),
-        })
+        let keys = self.keys.get(self.columns, fields);
+        visitor.visit_map(self.map(keys))
     }
 
     serde::forward_to_deserialize_any! {
