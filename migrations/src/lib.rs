@@ -12,6 +12,7 @@ mod m20261121_000002_runtime;
 mod m20261121_000003_business;
 mod m20261121_000004_launcher;
 mod m20261122_000005_identifier_collation;
+mod m20261201_000006_component_ports;
 
 /// The ordered list of every migration of the schema.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_business::Migration),
             Box::new(m20261121_000004_launcher::Migration),
             Box::new(m20261122_000005_identifier_collation::Migration),
+            Box::new(m20261201_000006_component_ports::Migration),
         ]
     }
 }

@@ -146,6 +146,9 @@ async fn deploy_once(
         port: u32::from(free_port()?),
         components,
         eula_accepted: true,
+        adapter_version: None,
+        webui_port: None,
+        telemetry: false,
     };
     let ctx = ValidationContext {
         forbidden_roots: Vec::new(),
@@ -220,6 +223,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .collect();
             fx = fixture::Fixture::build_with(fixture::FixtureOptions {
                 maibot_requirements: reqs,
+                ..Default::default()
             });
             let version = args.version.clone().unwrap_or_else(|| "0.10.1".into());
             let what = format!(

@@ -70,6 +70,25 @@ pub struct NewComponent {
     pub port: Option<u16>,
     /// argv; empty means "derive from the kind at start" (venv python + entry script).
     pub argv: Vec<String>,
+    /// Every port registered for it besides `port` (WebUI, NapCat's), so no other
+    /// instance is given one of them.
+    pub ports: Vec<ComponentPort>,
+}
+
+/// One registered port of a component (stored in `instance_components.ports`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ComponentPort {
+    /// What it is for (`main`, `webui`, `adapter_napcat`, `napcat_ws`).
+    pub role: String,
+    /// The number.
+    pub port: u16,
+    /// Whether the component itself listens on it (NapCat's port is only reserved).
+    pub listens: bool,
+}
+
+/// The ports stored in a component row's `ports` column (unreadable entries skipped).
+pub fn row_ports(c: &comps::Model) -> Vec<ComponentPort> {
+    serde_json::from_value::<Vec<ComponentPort>>(c.ports.clone()).unwrap_or_default()
 }
 
 /// An instance to register.
@@ -303,7 +322,13 @@ impl Catalog {
         Ok(rows
             .into_iter()
             .filter(|c| Some(c.instance_id.as_str()) != except)
-            .filter_map(|c| c.port.and_then(|p| u16::try_from(p).ok()))
+            .flat_map(|c| {
+                let extra: Vec<u16> = row_ports(&c).into_iter().map(|p| p.port).collect();
+                c.port
+                    .and_then(|p| u16::try_from(p).ok())
+                    .into_iter()
+                    .chain(extra)
+            })
             .collect())
     }
 
@@ -350,7 +375,17 @@ impl Catalog {
         if new.components.first().map(|c| c.kind.as_str()) != Some("main") {
             return Err(CoreError::Invalid("the main component comes first".into()));
         }
-        let ports: Vec<u16> = new.components.iter().filter_map(|c| c.port).collect();
+        let mut ports: Vec<u16> = Vec::new();
+        for c in &new.components {
+            ports.extend(c.port);
+            // A component's own main port is listed again among its roles.
+            ports.extend(
+                c.ports
+                    .iter()
+                    .map(|p| p.port)
+                    .filter(|p| Some(*p) != c.port),
+            );
+        }
         for (i, p) in ports.iter().enumerate() {
             if ports[..i].contains(p) {
                 return Err(CoreError::Invalid(format!(
@@ -409,6 +444,7 @@ impl Catalog {
                 port: Set(c.port.map(i32::from)),
                 argv: Set(serde_json::json!(c.argv)),
                 env: Set(serde_json::json!({})),
+                ports: Set(serde_json::json!(c.ports)),
                 observed_state: Set("stopped".into()),
                 ..Default::default()
             })

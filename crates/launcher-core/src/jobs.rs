@@ -454,6 +454,15 @@ impl Jobs {
                     path: c.path.clone(),
                     port: Some(c.port),
                     argv: c.argv.clone(),
+                    ports: c
+                        .ports
+                        .iter()
+                        .map(|p| crate::catalog::ComponentPort {
+                            role: p.role.as_str().to_owned(),
+                            port: p.port,
+                            listens: p.listens,
+                        })
+                        .collect(),
                 })
                 .collect(),
             owned: true,

@@ -8,8 +8,8 @@ use common::fixture::{self, Fixture, FixtureOptions};
 use common::{RecordingSink, free_port, python_at_least, uv_available};
 use launcher_core::deploy::{
     CancelToken, ComponentKind, ComponentRequest, DeployConfig, DeployError, DeployRequest,
-    Deployer, InstallKind, Installer, Layout, LogLevel, MARKER_FILE, Phase, RefKind, Source, UseUv,
-    ValidationContext, ValidationError, inspect, remove_owned,
+    Deployer, InstallKind, Installer, Layout, LogLevel, MARKER_FILE, Phase, PortRole, RefKind,
+    Source, UseUv, ValidationContext, ValidationError, inspect, remove_owned,
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -53,6 +53,9 @@ fn request(install: &Path, version: &str, with_adapter: bool) -> DeployRequest {
         port: u32::from(free_port()),
         components,
         eula_accepted: true,
+        adapter_version: None,
+        webui_port: None,
+        telemetry: false,
     }
 }
 
@@ -95,7 +98,8 @@ async fn deploy_full(installer: UseUv) -> Duration {
     // Outcome.
     assert_eq!(out.install_path, install);
     assert_eq!(out.version, "0.10.1");
-    assert_eq!(out.adapter_version.as_deref(), Some("0.10.1"));
+    assert_eq!(out.adapter_version.as_deref(), Some("0.7.0"));
+    assert_eq!(out.family, "0.x");
     assert_eq!(out.layout, Layout::V0);
     assert!(out.eula_confirmed);
     assert_eq!(out.components.len(), 2);
@@ -123,33 +127,51 @@ async fn deploy_full(installer: UseUv) -> Duration {
         ]
     );
 
-    // Config files: template bytes kept, exactly HOST/PORT changed.
+    // Config files: template bytes kept, exactly the port and host keys changed; the
+    // WebUI got a port of its own, registered with the main component.
+    let webui = main
+        .ports
+        .iter()
+        .find(|p| p.role == PortRole::Webui)
+        .map(|p| p.port)
+        .unwrap();
+    assert_ne!(webui, 8001);
+    assert_ne!(webui, main.port);
     let env = std::fs::read_to_string(install.join(".env")).unwrap();
     assert_eq!(
         env,
         format!(
-            "HOST=127.0.0.1\nPORT={}\n# comment\nOTHER_PORT=1\n",
+            "HOST=127.0.0.1\nPORT={}\n# comment\nOTHER_PORT=1\nWEBUI_HOST=127.0.0.1\nWEBUI_PORT={webui}\n",
             req.port
         )
     );
+    // The template, plus the telemetry switch (off: not asked for).
     assert_eq!(
         std::fs::read_to_string(install.join("config/bot_config.toml")).unwrap(),
-        fixture::BOT_CONFIG_TEMPLATE
+        format!(
+            "{}\n[telemetry]\nenable = false\n",
+            fixture::BOT_CONFIG_TEMPLATE
+        )
     );
     assert_eq!(
         std::fs::read_to_string(install.join("config/lpmm_config.toml")).unwrap(),
         fixture::LPMM_TEMPLATE
     );
     let ada_cfg = std::fs::read_to_string(install.join("napcat-ada/config.toml")).unwrap();
-    let expected = fixture::ADAPTER_TEMPLATE
+    let template = std::fs::read_to_string(
+        fixture::upstream().join("adapter/0.7.0/template/template_config.toml"),
+    )
+    .unwrap();
+    let expected = template
         .replace(
-            "port = 8095        # Napcat",
-            &format!("port = {}        # Napcat", ada.port),
+            "port = 8095             # Napcat",
+            &format!("port = {}             # Napcat", ada.port),
         )
         .replace(
-            "port = 8000        # 麦麦",
-            &format!("port = {}        # 麦麦", main.port),
+            "port = 8000               # 麦麦",
+            &format!("port = {}               # 麦麦", main.port),
         );
+    assert_ne!(expected, template);
     assert_eq!(ada_cfg, expected, "adapter config:\n{ada_cfg}");
 
     // EULA files hold exactly what MaiBot computes.
@@ -173,7 +195,12 @@ async fn deploy_full(installer: UseUv) -> Duration {
 
     // Mirror fallback was used and logged; progress honest; statuses final.
     assert!(sink.has_log("trying the next URL"), "{}", sink.dump());
-    assert!(sink.has_log("adapter: using tag 0.10.1"), "{}", sink.dump());
+    assert!(sink.has_log("adapter 0.7.0"), "{}", sink.dump());
+    assert!(
+        sink.has_log("from the index https://pypi.org/simple"),
+        "{}",
+        sink.dump()
+    );
     sink.assert_monotonic();
     assert_eq!(sink.phases().last(), Some(&(Phase::Eula, 96)));
     assert!(sink.phases().iter().any(|(p, _)| *p == Phase::Environment));
@@ -204,7 +231,11 @@ async fn full_deploy_with_adapter_pip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_deploy_with_adapter_uv() {
     if !uv_available() {
-        eprintln!("SKIP: uv not on PATH; the uv path was not tested");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "uv is required under CI (the uv deploy path must be tested)"
+        );
+        eprintln!("SKIPPED (loud): uv not on PATH; the uv path was not tested");
         return;
     }
     let took = deploy_full(UseUv::Always).await;
@@ -218,7 +249,7 @@ async fn versions_sorted_with_branches_and_peeled_tags() {
     let list = d.versions().await.unwrap();
     assert_eq!(
         list.names(),
-        vec!["1.0.0", "0.10.1", "0.9.0", "main", "dev"]
+        vec!["1.2.1", "1.0.8", "0.12.3", "0.10.1", "0.9.0", "main", "dev"]
     );
     assert!(!list.stale);
     assert_eq!(list.source, fx.maibot_url());
@@ -244,7 +275,7 @@ async fn versions_fall_back_through_mirrors() {
     );
     let list = Deployer::new(cfg).versions().await.unwrap();
     assert_eq!(list.source, fx.maibot_url());
-    assert_eq!(list.versions.len(), 5);
+    assert_eq!(list.versions.len(), 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,49 +309,281 @@ async fn versions_cached_then_stale_on_failed_refresh() {
     assert!(Deployer::new(cfg).versions().await.is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deploy_1x_layout_with_default_branch_adapter() {
-    let Some(py) = python_at_least((3, 12)) else {
-        eprintln!("SKIP: no Python >= 3.12 on this machine; 1.x deploy not tested");
-        return;
-    };
+fn need_python_312() -> Option<PathBuf> {
+    let py = python_at_least((3, 12));
+    if py.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "a Python >= 3.12 is required under CI (MaiBot 1.x deploys must be tested)"
+        );
+        eprintln!("SKIPPED (loud): no Python >= 3.12 on this machine; 1.x deploy not tested");
+    }
+    py
+}
+
+/// Deploys a 1.x tag with the plugin adapter. The install step is the test hook: it keeps
+/// the requirements file it was handed, so the test sees what the lock pinned (the real
+/// lock's packages are not installable offline).
+async fn deploy_1x(
+    tag: &str,
+    adapter_version: Option<&str>,
+) -> (
+    tempfile::TempDir,
+    launcher_core::deploy::DeployOutcome,
+    RecordingSink,
+    String,
+) {
+    let py = need_python_312().unwrap();
     let fx = Fixture::build();
     let work = tempfile::tempdir().unwrap();
     let install = work.path().join("bot1x");
+    let captured = work.path().join("captured-requirements.txt");
     let mut cfg = config(&fx);
     cfg.python = Some(py);
+    cfg.install_command = Some(vec![
+        "cp".to_string(),
+        "{requirements}".to_string(),
+        captured.display().to_string(),
+    ]);
     let d = Deployer::new(cfg);
-    let mut req = request(&install, "1.0.0", true);
+    let mut req = request(&install, tag, true);
     req.eula_accepted = false;
+    req.adapter_version = adapter_version.map(str::to_string);
     let plan = d.validate(&req, &ctx(work.path())).await.unwrap();
     assert!(plan.python.version >= (3, 12, 0));
     let sink = RecordingSink::default();
     let out = d
-        .run(plan, "job-1x", &sink, &CancelToken::new())
+        .run(plan, &format!("job-{tag}"), &sink, &CancelToken::new())
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", sink.dump()));
+    let pins =
+        std::fs::read_to_string(&captured).unwrap_or_else(|e| panic!("{e}\n{}", sink.dump()));
+    (work, out, sink, pins)
+}
+
+fn toml_at(path: &Path) -> toml_edit::DocumentMut {
+    std::fs::read_to_string(path).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_1_2_with_the_plugin_adapter_its_manifest_admits() {
+    if need_python_312().is_none() {
+        return;
+    }
+    let (work, out, sink, pins) = deploy_1x("1.2.1", None).await;
+    let install = work.path().join("bot1x");
     assert_eq!(out.layout, Layout::V1);
-    // The adapter has no 1.0.0 tag: its default branch is used and the log says so.
+    assert_eq!(out.family, "1.2");
+    // main (manifest 1.4.0, host 1.2.0–1.2.99) admits 1.2.1.
     assert_eq!(out.adapter_version.as_deref(), Some("main"));
     assert!(
-        sink.has_log("using its default branch main"),
+        sink.has_log(
+            "plugin 1.4.0 (MaiBot 1.2.0–1.2.99), loads on MaiBot 1.2.1 inside its host range"
+        ),
         "{}",
         sink.dump()
     );
-    // MaiBot 1.x writes its own config; nothing was generated, and the log says so.
-    assert!(!install.join("config").exists());
-    assert!(!install.join(".env").exists());
+    let plugin = install.join("plugins/MaiBot-Napcat-Adapter");
+    assert_eq!(out.plugin_adapter.as_deref(), Some(plugin.as_path()));
+    assert!(plugin.join("_manifest.json").is_file());
+    // One component: the adapter runs inside MaiBot.
+    assert_eq!(out.components.len(), 1);
+    let main = &out.components[0];
+    let port = |r: PortRole| {
+        main.ports
+            .iter()
+            .find(|p| p.role == r)
+            .map(|p| (p.port, p.listens))
+            .unwrap()
+    };
+    let (webui, _) = port(PortRole::Webui);
+    let (napcat, listens) = port(PortRole::NapcatWs);
+    assert!(!listens, "NapCat listens on its port, MaiBot does not");
+    // bot_config.toml written before the first start with the checkout's config version.
+    let bc = toml_at(&install.join("config/bot_config.toml"));
+    assert_eq!(bc["inner"]["version"].as_str(), Some("8.14.37"));
+    assert_eq!(
+        bc["maim_message"]["ws_server_port"].as_integer(),
+        Some(i64::from(main.port))
+    );
+    assert_eq!(
+        bc["maim_message"]["ws_server_host"].as_str(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        bc["maim_message"]["enable_api_server"].as_bool(),
+        Some(false)
+    );
+    assert_eq!(bc["webui"]["port"].as_integer(), Some(i64::from(webui)));
+    assert_eq!(bc["webui"]["host"].as_array().map(|a| a.len()), Some(1));
+    assert_eq!(bc["telemetry"]["enable"].as_bool(), Some(false));
+    assert!(!install.join(".env").exists(), "1.x does not read .env");
+    // The plugin's config: enabled, pointing at NapCat's port with a token.
+    let pc = toml_at(&plugin.join("config.toml"));
+    assert_eq!(pc["plugin"]["enabled"].as_bool(), Some(true));
+    assert_eq!(
+        pc["napcat_server"]["port"].as_integer(),
+        Some(i64::from(napcat))
+    );
+    assert_eq!(
+        pc["napcat_server"]["token"].as_str().map(str::len),
+        Some(32)
+    );
+    // Installed from the lock: exact pins with hashes, and the log says so.
+    assert!(pins.contains("maim-message==0.6.8"), "{pins}");
+    assert!(pins.contains("--hash=sha256:"), "{pins}");
     assert!(
-        sink.has_log("MaiBot generates it on first start"),
+        pins.contains("maibot-dashboard==1.7.1.dev20260819402"),
+        "the lock's pin, not pyproject's range: {pins}"
+    );
+    assert!(
+        sink.has_log("pinned packages from uv.lock"),
         "{}",
         sink.dump()
     );
-    // Not accepted: no confirmation files, and the log says MaiBot will ask.
+    // MaiBot's git status stays clean of the plugin folder.
+    let status = fixture::git_out(&install, &["status", "--porcelain"]);
+    assert!(!status.contains("MaiBot-Napcat-Adapter"), "{status}");
+    // Not accepted: no confirmation files.
     assert!(!out.eula_confirmed);
     assert!(!install.join("eula.confirmed").exists());
-    assert!(!install.join("privacy.confirmed").exists());
-    assert!(sink.has_log("MaiBot will ask for consent"));
     sink.assert_monotonic();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_1_0_pairs_the_newest_adapter_its_host_range_admits() {
+    if need_python_312().is_none() {
+        return;
+    }
+    // main's 1.4.0 requires 1.2; tag 1.0.1 (max 1.0.0) would load only in compatibility
+    // mode; the untagged 1.3.3 on main's history admits 1.0.8 inside its range.
+    let (_work, out, sink, pins) = deploy_1x("1.0.8", None).await;
+    assert_eq!(out.family, "1.0-1.1");
+    let name = out.adapter_version.clone().unwrap();
+    assert_eq!(name.len(), 7, "a commit of main's history: {name}");
+    assert!(
+        sink.has_log(
+            "plugin 1.3.3 (MaiBot 1.0.0–1.2.99), loads on MaiBot 1.0.8 inside its host range"
+        ),
+        "{}",
+        sink.dump()
+    );
+    assert!(pins.contains("maibot-plugin-sdk==2.5.4"), "{pins}");
+
+    // Named: tag 1.0.1 loads on 1.0.8 in compatibility mode, and the log says so.
+    let (_w2, out2, sink2, _) = deploy_1x("1.0.8", Some("1.0.1")).await;
+    assert_eq!(out2.adapter_version.as_deref(), Some("1.0.1"));
+    assert!(
+        sink2.has_log("in MaiBot's compatibility mode"),
+        "{}",
+        sink2.dump()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_adapter_refusals() {
+    let fx = Fixture::build();
+    let work = tempfile::tempdir().unwrap();
+    let d = Deployer::new(config(&fx));
+    let mut req = request(&work.path().join("x"), "0.12.3", true);
+    req.adapter_version = Some("9.9.9".into());
+    let e = d.validate(&req, &ctx(work.path())).await.unwrap_err();
+    assert_eq!(e.code(), "unknown_adapter_version", "{e}");
+    req.adapter_version = Some("1.0.1".into());
+    let e = d.validate(&req, &ctx(work.path())).await.unwrap_err();
+    assert_eq!(e.code(), "adapter_incompatible", "{e}");
+    assert!(e.to_string().contains("standalone adapter"), "{e}");
+    req.adapter_version = Some("--upload-pack=x".into());
+    let e = d.validate(&req, &ctx(work.path())).await.unwrap_err();
+    assert_eq!(e.code(), "unknown_adapter_version", "{e}");
+    let mut req = request(&work.path().join("y"), "1.2.1", true);
+    req.adapter_version = Some("0.7.0".into());
+    let e = d.validate(&req, &ctx(work.path())).await.unwrap_err();
+    assert_eq!(e.code(), "adapter_incompatible", "{e}");
+    // A family the launcher does not know is refused, not guessed.
+    let mut req = request(&work.path().join("z"), "0.9.0", false);
+    req.version = "0.9.0".into();
+    assert!(d.validate(&req, &ctx(work.path())).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_get_distinct_ports_and_the_repo_index_is_not_followed() {
+    // The 0.12.3 tree's pyproject says `[tool.uv] index-url = http://127.0.0.1:9/simple`
+    // (unreachable); the deploy's index is a local PEP 503 index holding the one package
+    // its requirements name. Only an install that ignores the repository's setting works.
+    let work = tempfile::tempdir().unwrap();
+    let index = common::local_index(work.path(), "mlpkg");
+    let fx = Fixture::build_with(FixtureOptions {
+        maibot_requirements: "mlpkg==1.0\n".to_string(),
+        ..FixtureOptions::default()
+    });
+    let installers: Vec<UseUv> = if uv_available() {
+        vec![UseUv::Always, UseUv::Never]
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "uv is required under CI");
+        vec![UseUv::Never]
+    };
+    for (n, installer) in installers.into_iter().enumerate() {
+        let mut cfg = config(&fx);
+        cfg.use_uv = installer;
+        cfg.index_url = index.clone();
+        let d = Deployer::new(cfg);
+        let mut taken: HashSet<u16> = HashSet::new();
+        for i in 0..2 {
+            let install = work.path().join(format!("inst{n}-{i}"));
+            let mut req = request(&install, "0.12.3", true);
+            req.instance_name = format!("bot {n}-{i}");
+            let mut c = ctx(work.path());
+            c.ports_in_use = taken.clone();
+            let plan = d.validate(&req, &c).await.unwrap();
+            let sink = RecordingSink::default();
+            let out = d
+                .run(plan, &format!("job-{n}-{i}"), &sink, &CancelToken::new())
+                .await
+                .unwrap_or_else(|e| panic!("{installer:?}: {e}\n{}", sink.dump()));
+            assert!(
+                sink.has_log(&format!("from the index {index}")),
+                "{}",
+                sink.dump()
+            );
+            let mut mine: Vec<u16> = Vec::new();
+            for c in &out.components {
+                mine.push(c.port);
+                mine.extend(c.ports.iter().map(|p| p.port));
+            }
+            mine.sort_unstable();
+            mine.dedup();
+            assert_eq!(mine.len(), 3, "main, webui, adapter: {mine:?}");
+            for p in &mine {
+                assert!(taken.insert(*p), "port {p} given twice");
+            }
+            // Every port is written where 0.12.3 reads it.
+            let env = std::fs::read_to_string(install.join(".env")).unwrap();
+            let webui = out.components[0]
+                .ports
+                .iter()
+                .find(|p| p.role == PortRole::Webui)
+                .unwrap()
+                .port;
+            let line = format!("WEBUI_PORT={webui}");
+            assert!(env.lines().any(|l| l == line), "{env}");
+            let ada = toml_at(&install.join("napcat-ada/config.toml"));
+            assert_eq!(
+                ada["napcat_server"]["port"].as_integer(),
+                Some(i64::from(out.components[1].port))
+            );
+            assert_eq!(
+                ada["maibot_server"]["port"].as_integer(),
+                Some(i64::from(out.components[0].port))
+            );
+            // The package came from our index.
+            let st = std::process::Command::new(install.join(".venv/bin/python"))
+                .args(["-c", "import mlpkg"])
+                .status()
+                .unwrap();
+            assert!(st.success(), "mlpkg not installed\n{}", sink.dump());
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -564,6 +827,7 @@ async fn validation_refusals() {
 async fn environment_failure_removes_only_what_the_job_created() {
     let fx = Fixture::build_with(FixtureOptions {
         maibot_requirements: "./nonexistent-local-package\n".to_string(),
+        ..Default::default()
     });
     let work = tempfile::tempdir().unwrap();
     let parent = work.path().join("existing-parent");

@@ -55,6 +55,9 @@ pub(crate) struct LegacyDeploy {
     port: u32,
     #[serde(default)]
     install_services: Vec<LegacyService>,
+    /// Optional: the adapter version to pair (chosen by compatibility when absent).
+    #[serde(default)]
+    adapter_version: Option<String>,
     #[serde(default, rename = "host")]
     _host: Option<String>,
     #[serde(default, rename = "token")]
@@ -85,6 +88,9 @@ pub(crate) async fn legacy_deploy(
             })
             .collect(),
         eula_accepted: true,
+        adapter_version: b.adapter_version.clone(),
+        webui_port: None,
+        telemetry: false,
     };
     let name = req.instance_name.clone();
     let id = state.jobs.start_deploy(req).await?;

@@ -415,6 +415,7 @@ pub(crate) async fn add(
         path: main_path.clone(),
         port: main_port,
         argv: Vec::new(),
+        ports: Vec::new(),
     }];
     for s in &b.install_services {
         let kind = s.name.trim();
@@ -436,6 +437,7 @@ pub(crate) async fn add(
                 .map(|p| catalog::validate_port(kind, p))
                 .transpose()?,
             argv: Vec::new(),
+            ports: Vec::new(),
         });
     }
     if let Some(adapter) = nonempty(&b.adapter_path)
@@ -446,6 +448,7 @@ pub(crate) async fn add(
             path: catalog::expand_path(adapter)?,
             port: None,
             argv: Vec::new(),
+            ports: Vec::new(),
         });
     }
     let new = NewInstance {

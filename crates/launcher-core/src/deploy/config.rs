@@ -45,6 +45,9 @@ pub struct SourcesConfig {
     pub adapter: Source,
 }
 
+/// The public Python package index.
+pub const DEFAULT_INDEX_URL: &str = "https://pypi.org/simple";
+
 /// Upstream MaiBot core repository.
 pub const MAIBOT_URL: &str = "https://github.com/Mai-with-u/MaiBot.git";
 /// Upstream napcat adapter repository.
@@ -135,13 +138,18 @@ pub struct DeployConfig {
     pub uv: Option<PathBuf>,
     /// Whether to use `uv` (`deploy.use_uv`: `auto` | `always` | `never`).
     pub use_uv: UseUv,
-    /// Package index passed as `--index-url` (`deploy.index_url`); the installer's own
-    /// default when unset.
-    pub index_url: Option<String>,
+    /// Package index passed explicitly to every install as `--index-url`
+    /// (`deploy.index_url`, default the public index). A repository's own installer
+    /// configuration (`[tool.uv] index-url` in MaiBot's `pyproject.toml`) is never
+    /// followed; set a mirror here.
+    pub index_url: String,
     /// Extra index passed as `--extra-index-url` (`deploy.extra_index_url`).
     pub extra_index_url: Option<String>,
     /// Time limits (`deploy.timeouts.*`, seconds).
     pub timeouts: Timeouts,
+    /// Ports the launcher allocates from when a request leaves one open
+    /// (`deploy.port_range = [first, last]`).
+    pub port_range: (u16, u16),
     /// How long a version list is served from cache, in seconds (`deploy.versions_cache_ttl`).
     pub versions_cache_ttl: u64,
     /// Test hook: replaces the requirements-install command with this argv. `{python}` is
@@ -160,9 +168,10 @@ impl Default for DeployConfig {
             git: PathBuf::from("git"),
             uv: None,
             use_uv: UseUv::Auto,
-            index_url: None,
+            index_url: DEFAULT_INDEX_URL.to_string(),
             extra_index_url: None,
             timeouts: Timeouts::default(),
+            port_range: (8100, 8999),
             versions_cache_ttl: 600,
             install_command: None,
         }

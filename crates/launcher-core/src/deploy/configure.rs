@@ -1,12 +1,18 @@
-//! Phase 4: config files from templates. TOML is edited with `toml_edit` (comments and
-//! layout stay); `.env` is edited line by line, touching only the `HOST` and `PORT` lines.
+//! Phase 4: config files. 0.x: from templates, ports in `.env`; 1.x: `bot_config.toml`
+//! written before the first start with the config version the checkout declares; the
+//! adapter's config (standalone or plugin). TOML is edited with `toml_edit` (comments and
+//! layout stay); `.env` is edited line by line, touching only the keys the recipe names.
 //! Files are written atomically (temp file in the same directory, fsync, rename).
 
-use super::error::StepResult;
-use super::recipe::{ADAPTER_CONFIG, ADAPTER_TEMPLATE, Recipe};
+use super::error::{StepError, StepResult};
+use super::recipe::{
+    ADAPTER_CONFIG, ADAPTER_TEMPLATE, AdapterStyle, ConfigStyle, Key, PLUGIN_CONFIG, PortRole,
+    PortSpec, Recipe, TemplateCopy, read_py_constant,
+};
 use super::runner::Runner;
 use super::sink::LogLevel;
 use super::validate::ComponentKind;
+use super::versions::parse_version;
 use std::fs;
 use std::io::Write;
 use std::net::IpAddr;
@@ -18,9 +24,7 @@ type Lines = Vec<(LogLevel, String)>;
 impl Runner<'_> {
     pub(crate) async fn configure(&mut self) -> StepResult<()> {
         let Some(recipe) = self.recipe else {
-            return Err(super::error::StepError::Failed(
-                "no recipe was selected".to_string(),
-            ));
+            return Err(StepError::Failed("no recipe was selected".to_string()));
         };
         self.current = Some(ComponentKind::Main);
         self.component(
@@ -30,17 +34,20 @@ impl Runner<'_> {
             "writing config files",
         );
         let root = self.plan.install_path.clone();
-        let (host, port) = (self.plan.host.clone(), self.plan.port);
+        let host = self.plan.host.clone();
+        let assigned = self.assigned_ports(recipe);
+        let telemetry = self.plan.telemetry;
+        let a = assigned.clone();
         let lines = self
             .blocking(move || {
                 let mut lines = Lines::new();
-                configure_maibot(&root, recipe, &host, port, &mut lines)?;
+                configure_maibot(&root, recipe, &host, &a, telemetry, &mut lines)?;
                 Ok(lines)
             })
             .await?;
         self.emit(lines);
 
-        if let Some(a) = self.plan.adapter.clone() {
+        if self.plan.adapter.is_some() {
             self.at(0.5);
             self.current = Some(ComponentKind::NapcatAdapter);
             self.component(
@@ -49,14 +56,31 @@ impl Runner<'_> {
                 85,
                 "writing config.toml",
             );
+            let dir = self
+                .adapter_dir
+                .clone()
+                .ok_or_else(|| StepError::Failed("the adapter was not fetched".into()))?;
+            let napcat = self.plan.ports.napcat.unwrap_or_default();
             let (host, mport) = (self.plan.host.clone(), self.plan.port);
-            let lines = self
-                .blocking(move || {
-                    let mut lines = Lines::new();
-                    configure_adapter(&a.path, a.port, &host, mport, &mut lines)?;
-                    Ok(lines)
-                })
-                .await?;
+            let lines = match recipe.adapter {
+                AdapterStyle::Standalone => {
+                    self.blocking(move || {
+                        let mut lines = Lines::new();
+                        configure_adapter(&dir, napcat, &host, mport, &mut lines)?;
+                        Ok(lines)
+                    })
+                    .await?
+                }
+                AdapterStyle::Plugin { .. } => {
+                    let token = nanoid::nanoid!(32);
+                    self.blocking(move || {
+                        let mut lines = Lines::new();
+                        configure_plugin_adapter(&dir, napcat, &token, &mut lines)?;
+                        Ok(lines)
+                    })
+                    .await?
+                }
+            };
             self.emit(lines);
         }
         self.at(1.0);
@@ -70,31 +94,166 @@ impl Runner<'_> {
     }
 }
 
-/// MaiBot's files for `recipe`: template copies, `.env`, and host/port in a TOML file that
-/// MaiBot generated (if it exists).
+/// MaiBot's files for `recipe`, with every assigned port (and its bind host) written where
+/// that family reads it, and the telemetry switch.
 pub fn configure_maibot(
     root: &Path,
     recipe: &Recipe,
     host: &str,
-    port: u16,
+    ports: &[(PortSpec, u16)],
+    telemetry: bool,
     log: &mut Vec<(LogLevel, String)>,
 ) -> Result<(), String> {
-    let missing: Vec<&str> = recipe
-        .required
-        .iter()
-        .copied()
-        .filter(|f| f.starts_with("template/") && !root.join(f).is_file())
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!("missing template {}", missing.join(", ")));
-    }
-    if !recipe.one_of.is_empty() && !recipe.one_of.iter().any(|f| root.join(f).is_file()) {
-        return Err(format!(
-            "missing template: one of {}",
-            recipe.one_of.join(", ")
+    let bot_config = match recipe.config {
+        ConfigStyle::Templates { copies, dotenv } => {
+            copy_templates(root, copies, log)?;
+            let src = root.join(dotenv.template);
+            let text = fs::read_to_string(&src)
+                .map_err(|e| format!("missing template {}: {e}", dotenv.template))?;
+            let mut pairs: Vec<(&str, String)> = Vec::new();
+            for (spec, port) in ports.iter().filter(|(s, _)| s.component == "main") {
+                if let Key::Env(k) = spec.port {
+                    pairs.push((k, port.to_string()));
+                }
+                if let Some(Key::Env(k)) = spec.host {
+                    pairs.push((k, bind_host(spec.role, host)));
+                }
+            }
+            let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (out, appended) = set_env_keys(&text, &refs);
+            write_atomic(&root.join(dotenv.target), out.as_bytes())?;
+            let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            log.push((
+                LogLevel::Info,
+                format!(
+                    "wrote {} from {} with {}",
+                    dotenv.target,
+                    dotenv.template,
+                    shown.join(" ")
+                ),
+            ));
+            for k in appended {
+                log.push((
+                    LogLevel::Warning,
+                    format!("{} had no {k} line; appended one", dotenv.template),
+                ));
+            }
+            "config/bot_config.toml"
+        }
+        ConfigStyle::Generated {
+            bot_config,
+            version_file,
+            version_const,
+            min_version,
+        } => {
+            let version =
+                read_py_constant(&root.join(version_file), version_const).ok_or_else(|| {
+                    format!(
+                        "cannot read {version_const} from {version_file}: the config version this \
+                     MaiBot expects is unknown, and a file with another version would be \
+                     rewritten by MaiBot with its default ports"
+                    )
+                })?;
+            if parse_version(&version) < parse_version(min_version) {
+                return Err(format!(
+                    "{version_file} declares config version {version}, below {min_version}: \
+                     MaiBot would stop at its interactive 0.x-upgrade prompt"
+                ));
+            }
+            let path = root.join(bot_config);
+            if path.exists() {
+                return Err(format!(
+                    "{bot_config} already exists in a fresh checkout; refusing to overwrite it"
+                ));
+            }
+            let mut doc = DocumentMut::new();
+            doc.decor_mut().set_prefix(
+                "# Written by MaiLauncher before MaiBot's first start: the ports the launcher\n\
+                 # assigned to this instance. MaiBot fills in every other setting with its\n\
+                 # defaults and keeps this file while its [inner] version is its own.\n",
+            );
+            set_toml(&mut doc, "inner", "version", Value::from(version.as_str()));
+            for (spec, port) in ports.iter().filter(|(s, _)| s.component == "main") {
+                if let Key::Toml { file, table, key } = spec.port
+                    && file == bot_config
+                {
+                    set_toml(&mut doc, table, key, Value::from(i64::from(*port)));
+                }
+                if let Some(Key::Toml { file, table, key }) = spec.host
+                    && file == bot_config
+                {
+                    let h = bind_host(spec.role, host);
+                    let v = if spec.host_is_list {
+                        Value::Array(toml_edit::Array::from_iter([h.as_str()]))
+                    } else {
+                        Value::from(h.as_str())
+                    };
+                    set_toml(&mut doc, table, key, v);
+                }
+            }
+            // The extra API server binds 0.0.0.0:8090 when enabled: keep it off explicitly.
+            set_toml(
+                &mut doc,
+                "maim_message",
+                "enable_api_server",
+                Value::from(false),
+            );
+            write_atomic(&path, doc.to_string().as_bytes())?;
+            let shown: Vec<String> = ports
+                .iter()
+                .filter(|(s, _)| s.component == "main")
+                .map(|(s, p)| format!("{}={p}", s.role.as_str()))
+                .collect();
+            log.push((
+                LogLevel::Info,
+                format!(
+                    "wrote {bot_config} (config version {version}) with {}",
+                    shown.join(" ")
+                ),
+            ));
+            bot_config
+        }
+    };
+    if let Key::Toml { file, table, key } = recipe.telemetry {
+        let path = root.join(file);
+        let text = fs::read_to_string(&path).map_err(|e| format!("{file}: {e}"))?;
+        let mut doc: DocumentMut = text
+            .parse()
+            .map_err(|e| format!("{file} is not valid TOML: {e}"))?;
+        let kept = find_table(&mut doc, table)
+            .and_then(|t| set_value(t, key, Value::from(telemetry)))
+            .is_some();
+        if !kept {
+            set_toml(&mut doc, table, key, Value::from(telemetry));
+        }
+        write_atomic(&path, doc.to_string().as_bytes())?;
+        log.push((
+            LogLevel::Info,
+            format!(
+                "telemetry {} ([{table}] {key} = {telemetry} in {file})",
+                if telemetry { "on" } else { "off" }
+            ),
         ));
     }
-    for c in recipe.copies {
+    let _ = bot_config;
+    Ok(())
+}
+
+/// The bind host for a port: MaiBot's main server follows the request; the WebUI stays on
+/// loopback (it hands out an access token to whoever reaches it first).
+fn bind_host(role: PortRole, host: &str) -> String {
+    match role {
+        PortRole::Main => host.to_string(),
+        _ => "127.0.0.1".to_string(),
+    }
+}
+
+fn copy_templates(
+    root: &Path,
+    copies: &[TemplateCopy],
+    log: &mut Vec<(LogLevel, String)>,
+) -> Result<(), String> {
+    for c in copies {
         let src = root.join(c.template);
         if !src.is_file() {
             continue;
@@ -118,57 +277,60 @@ pub fn configure_maibot(
             format!("wrote {} from {}", c.target, c.template),
         ));
     }
-    if let Some(env) = recipe.dotenv {
-        let src = root.join(env.template);
-        let text = fs::read_to_string(&src)
-            .map_err(|e| format!("missing template {}: {e}", env.template))?;
-        let port_s = port.to_string();
-        let (out, appended) = set_env_keys(&text, &[("HOST", host), ("PORT", &port_s)]);
-        write_atomic(&root.join(env.target), out.as_bytes())?;
-        log.push((
-            LogLevel::Info,
-            format!(
-                "wrote {} from {} with HOST={host} PORT={port}",
-                env.target, env.template
-            ),
-        ));
-        for k in appended {
-            log.push((
-                LogLevel::Warning,
-                format!("{} had no {k} line; appended one", env.template),
-            ));
-        }
-    }
+    Ok(())
+}
 
-    if let Some(t) = recipe.toml_server {
-        let path = root.join(t.file);
-        if path.is_file() {
-            let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", t.file))?;
-            let mut doc: DocumentMut = text
-                .parse()
-                .map_err(|e| format!("{} is not valid TOML: {e}", t.file))?;
-            let table = find_table(&mut doc, t.section)
-                .ok_or_else(|| format!("{} has no [{}] table", t.file, t.section))?;
-            set_value(table, t.host_key, Value::from(host))
-                .ok_or_else(|| format!("{} has no [{}] {}", t.file, t.section, t.host_key))?;
-            set_value(table, t.port_key, Value::from(i64::from(port)))
-                .ok_or_else(|| format!("{} has no [{}] {}", t.file, t.section, t.port_key))?;
-            write_atomic(&path, doc.to_string().as_bytes())?;
-            log.push((
-                LogLevel::Info,
-                format!("set [{}] host/port in {}", t.section, t.file),
-            ));
-        } else {
-            log.push((
-                LogLevel::Warning,
-                format!(
-                    "{} does not exist yet: MaiBot generates it on first start; set \
-                     [{}] {} = \"{host}\" and {} = {port} there afterwards",
-                    t.file, t.section, t.host_key, t.port_key
-                ),
-            ));
-        }
+/// Sets `[table] key = value`, creating the table (matched case-insensitively) when absent.
+fn set_toml(doc: &mut DocumentMut, table: &str, key: &str, value: Value) {
+    if find_table(doc, table).is_none() {
+        doc.insert(table, Item::Table(Table::new()));
     }
+    if let Some(t) = find_table(doc, table)
+        && set_value(t, key, value.clone()).is_none()
+    {
+        t.insert(key, Item::Value(value));
+    }
+}
+
+/// The plugin adapter's `config.toml`: enabled, connecting to NapCat's forward WebSocket on
+/// the port assigned to this instance, with a per-instance access token (NapCat must be
+/// given the same token).
+pub fn configure_plugin_adapter(
+    dir: &Path,
+    napcat_port: u16,
+    token: &str,
+    log: &mut Vec<(LogLevel, String)>,
+) -> Result<(), String> {
+    let path = dir.join(PLUGIN_CONFIG);
+    let mut doc: DocumentMut = match fs::read_to_string(&path) {
+        Ok(t) => t
+            .parse()
+            .map_err(|e| format!("{PLUGIN_CONFIG} is not valid TOML: {e}"))?,
+        Err(_) => DocumentMut::new(),
+    };
+    set_toml(&mut doc, "plugin", "enabled", Value::from(true));
+    if find_table(&mut doc, "plugin")
+        .and_then(|t| t.get("config_version"))
+        .is_none()
+    {
+        set_toml(&mut doc, "plugin", "config_version", Value::from("0.1.0"));
+    }
+    set_toml(&mut doc, "napcat_server", "host", Value::from("127.0.0.1"));
+    set_toml(
+        &mut doc,
+        "napcat_server",
+        "port",
+        Value::from(i64::from(napcat_port)),
+    );
+    set_toml(&mut doc, "napcat_server", "token", Value::from(token));
+    write_atomic(&path, doc.to_string().as_bytes())?;
+    log.push((
+        LogLevel::Info,
+        format!(
+            "wrote the plugin adapter's {PLUGIN_CONFIG}: enabled, NapCat forward WebSocket \
+             ws://127.0.0.1:{napcat_port} with an access token (give NapCat the same token)"
+        ),
+    ));
     Ok(())
 }
 

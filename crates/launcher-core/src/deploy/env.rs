@@ -1,6 +1,6 @@
 //! Phase 3: one virtual environment per component (`.venv`), then its requirements, with
-//! uv when available or `python -m venv` + pip. Output goes to the job log line by line;
-//! progress moves only when a step really finishes (pip reports no totals to scale by).
+//! uv when available or `python -m venv` + pip, from the lock file when the version ships
+//! one. The index is always passed explicitly. Output goes to the job log line by line.
 
 use super::error::{StepError, StepResult};
 use super::process::Cmd;
@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 
 /// Name of the environment directory inside a component.
 pub const VENV_DIR: &str = ".venv";
+/// uv's lock file in a checkout.
+pub const LOCK_FILE: &str = "uv.lock";
+/// The pinned list exported from the lock, kept inside the venv (out of the checkout).
+pub const PINNED_FILE: &str = "mailauncher-pinned-requirements.txt";
 
 /// The interpreter inside a venv directory.
 pub fn venv_python(venv: &Path) -> PathBuf {
@@ -47,7 +51,7 @@ impl Runner<'_> {
         let venv_cmd = match &self.plan.installer {
             Installer::Uv(uv) => Cmd::new(uv)
                 .cwd(&dir)
-                .arg("venv")
+                .args(["venv", "--no-config"])
                 .arg("--python")
                 .arg(&py)
                 .arg(VENV_DIR),
@@ -70,22 +74,33 @@ impl Runner<'_> {
         self.at(venv_at);
         self.check_cancel()?;
 
-        let req = dir.join("requirements.txt");
-        if !req.is_file() {
-            self.log(
+        match self.manifest(kind, &dir).await? {
+            None => self.log(
                 LogLevel::Warning,
-                format!("[{name}] no requirements.txt; nothing to install"),
-            );
-        } else {
-            self.component(kind, "installing", 50, "installing requirements");
-            let cmd = self.install_cmd(&dir, &vpy, &req);
-            self.tool(
-                &format!("[{name}] installing requirements"),
-                &cmd,
-                self.cfg.timeouts.install(),
-                &mut |_| true,
-            )
-            .await?;
+                format!("[{name}] no uv.lock and no requirements.txt; nothing to install"),
+            ),
+            Some((req, what)) => {
+                self.log(
+                    LogLevel::Info,
+                    format!(
+                        "[{name}] installing {what} from the index {}{}",
+                        self.cfg.index_url,
+                        match &self.cfg.extra_index_url {
+                            Some(x) => format!(" (extra index {x})"),
+                            None => String::new(),
+                        }
+                    ),
+                );
+                self.component(kind, "installing", 50, "installing requirements");
+                let cmd = self.install_cmd(&dir, &vpy, &req);
+                self.tool(
+                    &format!("[{name}] installing requirements"),
+                    &cmd,
+                    self.cfg.timeouts.install(),
+                    &mut |_| true,
+                )
+                .await?;
+            }
         }
         self.log(
             LogLevel::Success,
@@ -96,11 +111,77 @@ impl Runner<'_> {
         Ok(vpy)
     }
 
-    fn install_cmd(&self, dir: &Path, vpy: &Path, req: &Path) -> Cmd {
-        let mut index_args: Vec<String> = Vec::new();
-        if let Some(u) = &self.cfg.index_url {
-            index_args.extend(["--index-url".to_string(), u.clone()]);
+    /// What to install from: the version's lock file when it ships one (exported by uv as
+    /// a pinned, hashed requirements list, installed the same way by uv and by pip), else
+    /// `requirements.txt`. Returns the file and a description for the job log.
+    async fn manifest(
+        &self,
+        kind: ComponentKind,
+        dir: &Path,
+    ) -> StepResult<Option<(PathBuf, String)>> {
+        let name = kind.as_str();
+        let lock = dir.join(LOCK_FILE);
+        let reqs = dir.join("requirements.txt");
+        if lock.is_file() {
+            let uv = match &self.plan.installer {
+                Installer::Uv(uv) => Some(uv.clone()),
+                Installer::Pip => self.cfg.uv.clone().or_else(|| Some(PathBuf::from("uv"))),
+            };
+            if let Some(uv) = uv {
+                let out = dir.join(VENV_DIR).join(PINNED_FILE);
+                let cmd = Cmd::new(&uv).cwd(dir).args([
+                    "export",
+                    "--frozen",
+                    "--no-dev",
+                    "--no-emit-project",
+                    "--no-config",
+                    "--format",
+                    "requirements-txt",
+                    "--quiet",
+                    "--output-file",
+                ]);
+                let cmd = cmd.arg(&out);
+                match self
+                    .tool(
+                        &format!("[{name}] exporting the pinned list from {LOCK_FILE}"),
+                        &cmd,
+                        self.cfg.timeouts.venv(),
+                        &mut |_| true,
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        let pins = std::fs::read_to_string(&out)
+                            .map(|t| t.lines().filter(|l| l.contains("==")).count())
+                            .unwrap_or(0);
+                        return Ok(Some((
+                            out,
+                            format!("{pins} pinned packages from {LOCK_FILE}"),
+                        )));
+                    }
+                    Err(StepError::Canceled) => return Err(StepError::Canceled),
+                    Err(StepError::Failed(e)) if reqs.is_file() => self.log(
+                        LogLevel::Warning,
+                        format!(
+                            "[{name}] {LOCK_FILE} could not be exported ({e}); installing the \
+                             unpinned requirements.txt instead"
+                        ),
+                    ),
+                    Err(e) => return Err(e),
+                }
+            }
         }
+        Ok(reqs.is_file().then(|| {
+            (
+                reqs,
+                "requirements.txt (unpinned: no lock file)".to_string(),
+            )
+        }))
+    }
+
+    fn install_cmd(&self, dir: &Path, vpy: &Path, req: &Path) -> Cmd {
+        let mut index_args: Vec<String> =
+            vec!["--index-url".to_string(), self.cfg.index_url.clone()];
         if let Some(u) = &self.cfg.extra_index_url {
             index_args.extend(["--extra-index-url".to_string(), u.clone()]);
         }
@@ -116,9 +197,11 @@ impl Runner<'_> {
                 .args(rest.iter().map(|a| fill(a)));
         }
         match &self.plan.installer {
+            // `--no-config`: a repository's `[tool.uv]` settings (MaiBot's mirror) are not
+            // ours to follow; the index is the one passed here.
             Installer::Uv(uv) => Cmd::new(uv)
                 .cwd(dir)
-                .args(["pip", "install", "-r"])
+                .args(["pip", "install", "--no-config", "-r"])
                 .arg(req)
                 .arg("--python")
                 .arg(vpy)

@@ -91,8 +91,33 @@ pub enum ValidationError {
     #[error("cannot list versions: {0}")]
     VersionsUnavailable(String),
     /// A tag outside every recipe's version range.
-    #[error("no deploy recipe for version {0:?} (supported: 0.7–0.x and 1.x)")]
+    #[error(
+        "no deploy recipe for MaiBot {0:?}: the launcher knows the release families 0.x (0.7-0.12), 1.0-1.1 and 1.2"
+    )]
     NoRecipe(String),
+    /// Every port of `deploy.port_range` is taken.
+    #[error(
+        "no free port left in deploy.port_range {first}-{last}; widen the range or free a port"
+    )]
+    NoFreePort {
+        /// First port of the range.
+        first: u16,
+        /// Last port of the range.
+        last: u16,
+    },
+    /// The named adapter version is not a tag, branch or commit of the adapter repository.
+    #[error("adapter version {0:?} does not exist in the adapter repository")]
+    UnknownAdapterVersion(String),
+    /// The named adapter cannot run with this MaiBot version.
+    #[error("adapter {adapter} does not pair with MaiBot {maibot}: {reason}")]
+    AdapterIncompatible {
+        /// The adapter ref.
+        adapter: String,
+        /// The MaiBot version.
+        maibot: String,
+        /// Why.
+        reason: String,
+    },
     /// A required tool is missing or unusable.
     #[error("{tool} not found ({detail}); install it or set {config_key} to its path")]
     ToolMissing {
@@ -127,6 +152,9 @@ impl ValidationError {
             Self::UnknownVersion(_) | Self::NoRecipe(_) => "unknown_version",
             Self::VersionsUnavailable(_) => "versions_unavailable",
             Self::ToolMissing { .. } => "tool_missing",
+            Self::NoFreePort { .. } => "port_unavailable",
+            Self::UnknownAdapterVersion(_) => "unknown_adapter_version",
+            Self::AdapterIncompatible { .. } => "adapter_incompatible",
         }
     }
 }

@@ -6,11 +6,13 @@
 //! `git checkout`; the marker (and the adapter directory inside MaiBot) are listed in
 //! `.git/info/exclude`, so `git status` stays clean.
 
+use super::adapter;
 use super::cleanup::{MARKER_FILE, MarkerRole, write_marker};
 use super::config::Source;
 use super::error::{StepError, StepResult};
+use super::process;
 use super::process::Cmd;
-use super::recipe::{self, ADAPTER_REQUIRED, Recipe};
+use super::recipe::{self, ADAPTER_REQUIRED, AdapterStyle, PLUGIN_MANIFEST, Recipe};
 use super::runner::Runner;
 use super::sink::LogLevel;
 use super::validate::{self, ComponentKind};
@@ -55,37 +57,72 @@ impl Runner<'_> {
             0,
             "choosing version",
         );
+        let recipe = self
+            .recipe
+            .ok_or_else(|| StepError::Failed("no recipe was selected".into()))?;
         let src = self.cfg.sources.adapter.clone();
-        let (aref, akind) = self.choose_adapter_ref(&src).await?;
-        if adapter.path.starts_with(&install)
-            && let Ok(rel) = adapter.path.strip_prefix(&install)
+        let refs = self.adapter_refs(&src).await?;
+        let dir = match recipe.adapter {
+            AdapterStyle::Standalone => adapter.path.clone(),
+            AdapterStyle::Plugin { dir } => {
+                let d = install.join(dir);
+                if d != adapter.path && adapter.path != install.join(validate::DEFAULT_ADAPTER_DIR)
+                {
+                    self.log(
+                        LogLevel::Warning,
+                        format!(
+                            "MaiBot {} loads the adapter as a plugin from {dir}; the requested \
+                             adapter path {} is not used",
+                            recipe.family,
+                            adapter.path.display()
+                        ),
+                    );
+                }
+                d
+            }
+        };
+        if dir.starts_with(&install)
+            && let Ok(rel) = dir.strip_prefix(&install)
         {
             // Keep MaiBot's `git status` clean of the nested adapter checkout.
             let line = format!("/{}/", rel.display());
-            self.blocking(move || append_exclude(&install, &[&line]))
+            let root = install.clone();
+            self.blocking(move || append_exclude(&root, &[&line]))
                 .await?;
         }
-        self.claim(&adapter.path).await?;
-        let url = self
-            .fetch_into(&adapter.path, &src, &aref, akind, (CORE_SHARE, 1.0))
-            .await?;
-        self.log(
-            LogLevel::Success,
-            format!("adapter {aref} checked out from {url}"),
-        );
-        let dir = adapter.path.clone();
-        let missing: Vec<&str> = ADAPTER_REQUIRED
-            .iter()
-            .copied()
-            .filter(|f| !dir.join(f).is_file())
-            .collect();
-        if !missing.is_empty() {
-            return Err(StepError::Failed(format!(
-                "the adapter checkout ({aref}) lacks {}",
-                missing.join(", ")
-            )));
-        }
-        self.adapter_ref = Some(aref);
+        self.claim(&dir).await?;
+        let chosen = match recipe.adapter {
+            AdapterStyle::Standalone => {
+                let (name, refspec) = standalone_choice(&refs, adapter.version.as_deref())?;
+                let url = self
+                    .init_and_fetch(&dir, &src, std::slice::from_ref(&refspec))
+                    .await?;
+                let commit = self.checkout_fetched(&dir, &refspec).await?;
+                let missing: Vec<&str> = ADAPTER_REQUIRED
+                    .iter()
+                    .copied()
+                    .filter(|f| !dir.join(f).is_file())
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(StepError::Failed(format!(
+                        "adapter {name} is not the standalone adapter MaiBot {} needs: it lacks {}",
+                        recipe.family,
+                        missing.join(", ")
+                    )));
+                }
+                self.log(
+                    LogLevel::Success,
+                    format!("adapter {name} ({}) checked out from {url}", short(&commit)),
+                );
+                name
+            }
+            AdapterStyle::Plugin { .. } => {
+                self.fetch_plugin(&dir, &src, &refs, recipe, &adapter)
+                    .await?
+            }
+        };
+        self.adapter_ref = Some(chosen);
+        self.adapter_dir = Some(dir);
         self.component(
             ComponentKind::NapcatAdapter,
             "fetching",
@@ -94,6 +131,318 @@ impl Runner<'_> {
         );
         self.at(1.0);
         Ok(())
+    }
+
+    async fn adapter_refs(&self, src: &Source) -> StepResult<RemoteRefs> {
+        match versions::ls_remote(
+            &self.plan.git,
+            src,
+            self.cfg.timeouts.ls_remote(),
+            Some(self.cancel),
+            |url, e| {
+                self.log(
+                    LogLevel::Warning,
+                    format!("listing adapter refs at {url} failed: {e}; trying next URL"),
+                )
+            },
+        )
+        .await
+        {
+            Ok((r, _)) => Ok(r),
+            Err(LsRemoteError::Canceled) => Err(StepError::Canceled),
+            Err(LsRemoteError::Failed(e)) => Err(StepError::Failed(format!(
+                "cannot list adapter versions: {e}"
+            ))),
+        }
+    }
+
+    /// The plugin adapter: every candidate ref (the named one, or the default branch and
+    /// the plugin tags, then the default branch's history of `_manifest.json`) is fetched
+    /// into the claimed folder and judged by its manifest against this MaiBot; the best is
+    /// checked out.
+    async fn fetch_plugin(
+        &self,
+        dir: &Path,
+        src: &Source,
+        refs: &RemoteRefs,
+        recipe: &'static Recipe,
+        adapter: &validate::AdapterPlan,
+    ) -> StepResult<String> {
+        let host_v = self.maibot_version.clone().ok_or_else(|| {
+            StepError::Failed(
+                "MaiBot's version is unknown, so no plugin adapter can be paired".into(),
+            )
+        })?;
+        let host = parse_version(&host_v).ok_or_else(|| {
+            StepError::Failed(format!("MaiBot version {host_v:?} is not a version number"))
+        })?;
+        let gate = recipe.gate_for(&host);
+        let default_branch = refs.default_branch.clone().or_else(|| {
+            refs.heads
+                .iter()
+                .find(|(h, _)| h == "main")
+                .map(|(h, _)| h.clone())
+        });
+        let mut names: Vec<(String, String)> = Vec::new();
+        match &adapter.version {
+            Some(v) => names.push((v.clone(), refspec_for(refs, v))),
+            None => {
+                if let Some(b) = &default_branch {
+                    names.push((b.clone(), refspec_for(refs, b)));
+                }
+                for (t, _) in adapter::plugin_tags(&refs.tags) {
+                    names.push((t.clone(), refspec_for(refs, t)));
+                }
+            }
+        }
+        if names.is_empty() {
+            return Err(StepError::Failed(
+                "the adapter repository has no default branch and no plugin release tag".into(),
+            ));
+        }
+        let specs: Vec<String> = names.iter().map(|(_, r)| r.clone()).collect();
+        let url = self.init_and_fetch(dir, src, &specs).await?;
+        let mut cands = Vec::new();
+        let mut seen = Vec::new();
+        for (name, spec) in &names {
+            let local = local_ref(spec);
+            let Some(commit) = self.rev(dir, &local).await else {
+                continue;
+            };
+            match self.manifest_at(dir, &commit).await {
+                Ok(m) => {
+                    self.log(
+                        LogLevel::Info,
+                        format!("adapter {name}: plugin {} ", m.describe()),
+                    );
+                    seen.push(commit.clone());
+                    cands.push(adapter::Candidate {
+                        name: name.clone(),
+                        commit,
+                        manifest: m,
+                    });
+                }
+                Err(e) => self.log(LogLevel::Info, format!("adapter {name}: {e}")),
+            }
+        }
+        let strict = adapter::best(&cands, &host, gate)
+            .is_some_and(|(_, a)| a == adapter::Admission::Strict);
+        if !strict
+            && adapter.version.is_none()
+            && let Some(b) = &default_branch
+        {
+            // The default branch's history: releases between tags are commits there.
+            let spec = format!("+refs/heads/{b}:refs/mailauncher/history");
+            let git = &self.plan.git;
+            let fetch =
+                git_cmd(git, dir).args(["fetch", "--depth", "300", "--no-tags", "origin", &spec]);
+            if self
+                .tool(
+                    "git fetch (adapter history)",
+                    &fetch,
+                    self.cfg.timeouts.clone_attempt(),
+                    &mut |_| false,
+                )
+                .await
+                .is_ok()
+            {
+                let log = git_cmd(git, dir).args([
+                    "log",
+                    "--format=%H",
+                    "refs/mailauncher/history",
+                    "--",
+                    PLUGIN_MANIFEST,
+                ]);
+                if let Ok((fin, lines)) =
+                    process::capture(&log, self.cfg.timeouts.ls_remote(), Some(self.cancel)).await
+                    && fin.status.success()
+                {
+                    for c in lines.iter().map(|l| l.trim().to_string()) {
+                        if c.is_empty() || seen.contains(&c) {
+                            continue;
+                        }
+                        if let Ok(m) = self.manifest_at(dir, &c).await {
+                            cands.push(adapter::Candidate {
+                                name: short(&c).to_string(),
+                                commit: c,
+                                manifest: m,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let Some((pick, admission)) = adapter::best(&cands, &host, gate) else {
+            let looked: Vec<String> = cands
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.manifest.describe()))
+                .collect();
+            let what = match &adapter.version {
+                Some(v) => format!("the named adapter {v}"),
+                None => "no adapter release".to_string(),
+            };
+            return Err(StepError::Failed(format!(
+                "{what} admits MaiBot {host_v} (looked at: {}); name a compatible one with adapter_version",
+                if looked.is_empty() {
+                    "nothing with a manifest".to_string()
+                } else {
+                    looked.join("; ")
+                }
+            )));
+        };
+        let how = match admission {
+            adapter::Admission::Strict => "inside its host range",
+            _ => "in MaiBot's compatibility mode",
+        };
+        self.log(
+            LogLevel::Info,
+            format!(
+                "adapter: {} — plugin {}, loads on MaiBot {host_v} {how}",
+                pick.name,
+                pick.manifest.describe()
+            ),
+        );
+        let co = git_cmd(&self.plan.git, dir).args([
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "-q",
+            &pick.commit,
+        ]);
+        self.tool(
+            "git checkout",
+            &co,
+            self.cfg.timeouts.ls_remote(),
+            &mut |_| true,
+        )
+        .await?;
+        self.log(
+            LogLevel::Success,
+            format!(
+                "adapter {} ({}) checked out from {url}",
+                pick.name,
+                short(&pick.commit)
+            ),
+        );
+        Ok(pick.name.clone())
+    }
+
+    async fn rev(&self, dir: &Path, r: &str) -> Option<String> {
+        let cmd = git_cmd(&self.plan.git, dir).args([
+            "rev-parse",
+            "--verify",
+            "-q",
+            &format!("{r}^{{commit}}"),
+        ]);
+        match process::capture(&cmd, self.cfg.timeouts.ls_remote(), Some(self.cancel)).await {
+            Ok((fin, out)) if fin.status.success() => out.first().map(|s| s.trim().to_string()),
+            _ => None,
+        }
+    }
+
+    async fn manifest_at(&self, dir: &Path, commit: &str) -> Result<adapter::Manifest, String> {
+        let cmd =
+            git_cmd(&self.plan.git, dir).args(["show", &format!("{commit}:{PLUGIN_MANIFEST}")]);
+        match process::capture(&cmd, self.cfg.timeouts.ls_remote(), Some(self.cancel)).await {
+            Ok((fin, out)) if fin.status.success() => adapter::Manifest::parse(&out.join("\n")),
+            Ok(_) => Err(format!("no {PLUGIN_MANIFEST} (not the plugin adapter)")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// `git init` in the claimed `dir` and one fetch of every refspec (URLs in order).
+    async fn init_and_fetch(
+        &self,
+        dir: &Path,
+        src: &Source,
+        specs: &[String],
+    ) -> StepResult<String> {
+        let git = &self.plan.git;
+        let quick = self.cfg.timeouts.ls_remote();
+        self.tool(
+            "git init",
+            &git_cmd(git, dir).args(["init", "-q"]),
+            quick,
+            &mut |_| true,
+        )
+        .await?;
+        let d = dir.to_path_buf();
+        self.blocking(move || append_exclude(&d, &[&format!("/{MARKER_FILE}")]))
+            .await?;
+        let urls: Vec<&str> = src.urls().collect();
+        let Some(first) = urls.first() else {
+            return Err(StepError::Failed("no source URL configured".to_string()));
+        };
+        self.tool(
+            "git remote add",
+            &git_cmd(git, dir).args(["remote", "add", "origin", first]),
+            quick,
+            &mut |_| true,
+        )
+        .await?;
+        let mut errors = Vec::new();
+        for url in &urls {
+            self.check_cancel()?;
+            self.tool(
+                "git remote set-url",
+                &git_cmd(git, dir).args(["remote", "set-url", "origin", url]),
+                quick,
+                &mut |_| true,
+            )
+            .await?;
+            let fetch = git_cmd(git, dir)
+                .args(["fetch", "--depth", "1", "--no-tags", "origin"])
+                .args(specs.iter().cloned());
+            let mut throttle = ProgressThrottle::default();
+            let mut on_line = |line: &str| throttle.worth_logging(line);
+            match self
+                .tool(
+                    "git fetch",
+                    &fetch,
+                    self.cfg.timeouts.clone_attempt(),
+                    &mut on_line,
+                )
+                .await
+            {
+                Ok(_) => return Ok(url.to_string()),
+                Err(StepError::Canceled) => return Err(StepError::Canceled),
+                Err(StepError::Failed(e)) => {
+                    self.log(
+                        LogLevel::Warning,
+                        format!("fetch from {url} failed: {e}; trying the next URL"),
+                    );
+                    errors.push(format!("{url}: {e}"));
+                }
+            }
+        }
+        Err(StepError::Failed(format!(
+            "cannot fetch the adapter from any source: {}",
+            errors.join("; ")
+        )))
+    }
+
+    /// Checks out what `spec` fetched; returns the commit.
+    async fn checkout_fetched(&self, dir: &Path, spec: &str) -> StepResult<String> {
+        let local = local_ref(spec);
+        let commit = self
+            .rev(dir, &local)
+            .await
+            .ok_or_else(|| StepError::Failed(format!("the fetch did not bring {local}")))?;
+        let co = git_cmd(&self.plan.git, dir).args([
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "-q",
+            &commit,
+        ]);
+        self.tool(
+            "git checkout",
+            &co,
+            self.cfg.timeouts.ls_remote(),
+            &mut |_| true,
+        )
+        .await?;
+        Ok(commit)
     }
 
     /// The recipe for the checked-out tree, and a Python that satisfies it.
@@ -119,6 +468,21 @@ impl Runner<'_> {
             }
         };
         self.recipe = Some(recipe);
+        // MaiBot judges plugins by its pyproject version (the tag for a 0.x tree, whose
+        // pyproject version is stale upstream, matters only for display).
+        self.maibot_version = match recipe.layout {
+            recipe::Layout::V1 => recipe::project_version(root),
+            recipe::Layout::V0 => None,
+        }
+        .or_else(|| {
+            parse_version(&self.plan.version.name).map(|_| {
+                self.plan
+                    .version
+                    .name
+                    .trim_start_matches(['v', 'V'])
+                    .to_string()
+            })
+        });
         let have = (self.python.version.0, self.python.version.1);
         if have < recipe.min_python {
             let py = validate::find_python(self.cfg.python.as_deref(), recipe.min_python)
@@ -138,68 +502,6 @@ impl Runner<'_> {
             self.python = py;
         }
         Ok(())
-    }
-
-    /// The adapter tag equal to MaiBot's version when it exists, else its default branch.
-    async fn choose_adapter_ref(&self, src: &Source) -> StepResult<(String, RefKind)> {
-        let refs: RemoteRefs = match versions::ls_remote(
-            &self.plan.git,
-            src,
-            self.cfg.timeouts.ls_remote(),
-            Some(self.cancel),
-            |url, e| {
-                self.log(
-                    LogLevel::Warning,
-                    format!("listing adapter refs at {url} failed: {e}; trying next URL"),
-                )
-            },
-        )
-        .await
-        {
-            Ok((r, _)) => r,
-            Err(LsRemoteError::Canceled) => return Err(StepError::Canceled),
-            Err(LsRemoteError::Failed(e)) => {
-                return Err(StepError::Failed(format!(
-                    "cannot list adapter versions: {e}"
-                )));
-            }
-        };
-        let core = &self.plan.version;
-        if core.kind == RefKind::Tag {
-            let want = parse_version(&core.name);
-            let found = refs.tags.iter().find(|(t, _)| *t == core.name).or_else(|| {
-                refs.tags
-                    .iter()
-                    .find(|(t, _)| want.is_some() && parse_version(t) == want)
-            });
-            if let Some((t, _)) = found {
-                self.log(
-                    LogLevel::Info,
-                    format!("adapter: using tag {t}, matching MaiBot {}", core.name),
-                );
-                return Ok((t.clone(), RefKind::Tag));
-            }
-        }
-        let branch = refs
-            .default_branch
-            .clone()
-            .or_else(|| {
-                ["main", "master"]
-                    .iter()
-                    .find(|b| refs.heads.iter().any(|(h, _)| h == *b))
-                    .map(|b| b.to_string())
-            })
-            .ok_or_else(|| {
-                StepError::Failed("the adapter repository has no default branch".to_string())
-            })?;
-        self.log(
-            LogLevel::Info,
-            format!(
-                "adapter: no tag matching MaiBot {}; using its default branch {branch}",
-                core.name
-            ),
-        );
-        Ok((branch, RefKind::Branch))
     }
 
     /// Creates (or adopts, if it exists empty) `dir` and marks it, creating and marking any
@@ -348,6 +650,49 @@ impl Runner<'_> {
         self.at(span.1);
         Ok(used)
     }
+}
+
+/// The refspec that fetches `name`: a tag, a branch, or a commit id.
+fn refspec_for(refs: &RemoteRefs, name: &str) -> String {
+    if refs.tags.iter().any(|(t, _)| t == name) {
+        format!("+refs/tags/{name}:refs/tags/{name}")
+    } else if refs.heads.iter().any(|(h, _)| h == name) {
+        format!("+refs/heads/{name}:refs/remotes/origin/{name}")
+    } else {
+        // A commit id: fetched by id (the servers this launcher targets allow it).
+        name.to_string()
+    }
+}
+
+/// The local ref a refspec fills (`FETCH_HEAD` for a bare commit id).
+fn local_ref(spec: &str) -> String {
+    match spec.rsplit_once(':') {
+        Some((_, dst)) => dst.to_string(),
+        None => spec.to_string(),
+    }
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
+}
+
+/// The standalone adapter to fetch: the named ref, else the newest release tag below 1.0,
+/// else the `standalone` branch.
+fn standalone_choice(refs: &RemoteRefs, named: Option<&str>) -> StepResult<(String, String)> {
+    if let Some(n) = named {
+        return Ok((n.to_string(), refspec_for(refs, n)));
+    }
+    if let Some((t, _)) = adapter::newest_standalone_tag(&refs.tags) {
+        return Ok((t.clone(), refspec_for(refs, t)));
+    }
+    if refs.heads.iter().any(|(h, _)| h == "standalone") {
+        return Ok(("standalone".to_string(), refspec_for(refs, "standalone")));
+    }
+    Err(StepError::Failed(
+        "the adapter repository has no standalone adapter (no release tag below 1.0 and no \
+         standalone branch); name one with adapter_version"
+            .to_string(),
+    ))
 }
 
 fn git_cmd(git: &Path, dir: &Path) -> Cmd {

@@ -16,6 +16,7 @@
 //! ever removed; pre-existing directories are only used when empty; each external command
 //! runs in its own process group and is killed as a group on cancel/timeout.
 
+pub mod adapter;
 pub mod cancel;
 pub mod cleanup;
 pub mod config;
@@ -43,12 +44,12 @@ pub use env::{VENV_DIR, venv_python};
 pub use error::{DeployError, ValidationError};
 pub use inspect::{ConfigFiles, Inspection, InstallKind, inspect};
 pub use leftovers::kill_leftovers;
-pub use recipe::{Layout, Recipe};
-pub use runner::{ComponentPlan, DeployOutcome};
+pub use recipe::{AdapterStyle, Layout, PortRole, Recipe};
+pub use runner::{ComponentPlan, DeployOutcome, PortAssignment};
 pub use sink::{DeploySink, LogLevel, MonotonicProgress, Phase};
 pub use validate::{
-    AdapterPlan, ComponentKind, ComponentRequest, DeployPlan, DeployRequest, Installer, PythonInfo,
-    ValidationContext,
+    AdapterPlan, ComponentKind, ComponentRequest, DeployPlan, DeployRequest, Installer,
+    PlannedPorts, PythonInfo, ValidationContext,
 };
 pub use versions::{RefKind, VersionEntry, VersionList};
 
@@ -106,8 +107,9 @@ impl Deployer {
         ctx: &ValidationContext,
     ) -> Result<DeployPlan, ValidationError> {
         let (r, c) = (req.clone(), ctx.clone());
-        let (install_path, port, adapter) =
-            tokio::task::spawn_blocking(move || validate::check_request(&r, &c))
+        let range = self.config.port_range;
+        let (install_path, ports, adapter) =
+            tokio::task::spawn_blocking(move || validate::check_request(&r, &c, range))
                 .await
                 .map_err(|e| ValidationError::PathUnreadable {
                     path: req.install_path.clone().into(),
@@ -117,6 +119,11 @@ impl Deployer {
         validate::check_git(&self.config.git).await?;
         let list = self.versions().await?;
         let (entry, recipe) = validate::check_version(&list, &req.version)?;
+        if let Some(a) = &adapter
+            && let Some(name) = &a.version
+        {
+            self.check_adapter_name(name, &entry.name, recipe).await?;
+        }
         let min_py = recipe.map_or_else(recipe::min_python_any, |r| r.min_python);
         let python = validate::find_python(self.config.python.as_deref(), min_py).await?;
         let installer = validate::choose_installer(&self.config).await?;
@@ -126,13 +133,63 @@ impl Deployer {
             version: entry.clone(),
             recipe,
             host: req.host.clone(),
-            port,
+            port: ports.main,
+            ports,
+            telemetry: req.telemetry,
             adapter,
             python,
             git: self.config.git.clone(),
             installer,
             eula_accepted: req.eula_accepted,
         })
+    }
+
+    /// A named adapter ref must exist upstream (a tag, a branch, or something shaped like a
+    /// commit id) and be of the adapter line the MaiBot family runs: the standalone
+    /// adapter for 0.x, the plugin adapter for 1.x. Its manifest range is checked after the
+    /// fetch, where the job fails at that phase with the range it declares.
+    async fn check_adapter_name(
+        &self,
+        name: &str,
+        maibot: &str,
+        recipe: Option<&'static Recipe>,
+    ) -> Result<(), ValidationError> {
+        let refs = versions::ls_remote(
+            &self.config.git,
+            &self.config.sources.adapter,
+            self.config.timeouts.ls_remote(),
+            None,
+            |url, e| tracing::warn!(%url, error = %e, "adapter ls-remote failed"),
+        )
+        .await
+        .map_err(|e| ValidationError::VersionsUnavailable(format!("adapter repository: {e}")))?
+        .0;
+        let is_commit = name.len() >= 7 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        let exists = refs.tags.iter().any(|(t, _)| t == name)
+            || refs.heads.iter().any(|(h, _)| h == name)
+            || is_commit;
+        if !exists {
+            return Err(ValidationError::UnknownAdapterVersion(name.to_string()));
+        }
+        if let (Some(r), Some(standalone)) = (recipe, adapter::named_kind_is_standalone(name)) {
+            let wants_standalone = r.adapter == AdapterStyle::Standalone;
+            if standalone != wants_standalone {
+                let (have, need) = if standalone {
+                    (
+                        "the standalone adapter",
+                        "the plugin adapter (1.0 and later)",
+                    )
+                } else {
+                    ("the plugin adapter", "the standalone adapter (0.x)")
+                };
+                return Err(ValidationError::AdapterIncompatible {
+                    adapter: name.to_string(),
+                    maibot: maibot.to_string(),
+                    reason: format!("{name} is {have}; MaiBot {} runs {need}", r.family),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Phases 2–5 for a validated plan. On failure or cancel, removes exactly the

@@ -16,7 +16,18 @@ use tokio::sync::mpsc;
 
 /// Launcher variables a child must not inherit (kept in step with the supervisor's spawner).
 const ENV_DENY_PREFIXES: &[&str] = &["MAILAUNCHER_"];
-const ENV_DENY_EXACT: &[&str] = &["MAIM_API_KEY_PEPPER", "DATABASE_URL"];
+/// Installer settings from the launcher's own environment would override the index the
+/// launcher passes (or add one silently), so tools never inherit them.
+const ENV_DENY_EXACT: &[&str] = &[
+    "MAIM_API_KEY_PEPPER",
+    "DATABASE_URL",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "UV_INDEX_URL",
+    "UV_EXTRA_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX",
+];
 
 /// Lines longer than this are cut, so a tool printing without newlines cannot grow memory.
 const MAX_LINE: usize = 8 * 1024;

@@ -7,7 +7,7 @@ use super::cleanup::{self, RemovalReport};
 use super::config::DeployConfig;
 use super::error::{DeployError, StepError, StepResult};
 use super::process::{self, Cmd, Finished, RunError, Stream};
-use super::recipe::Recipe;
+use super::recipe::{PortRole, Recipe};
 use super::sink::{DeploySink, LogLevel, MonotonicProgress, Phase};
 use super::validate::{ComponentKind, DeployPlan, PythonInfo};
 use serde::Serialize;
@@ -24,10 +24,24 @@ pub struct ComponentPlan {
     pub path: PathBuf,
     /// The port it listens on (MaiBot: `PORT`; adapter: napcat-side).
     pub port: u16,
+    /// Every port registered for it (the ones it listens on, and the ones its peers
+    /// listen on for it).
+    pub ports: Vec<PortAssignment>,
     /// The environment's interpreter.
     pub python: PathBuf,
     /// `[python, "bot.py"]` / `[python, "main.py"]`.
     pub argv: Vec<String>,
+}
+
+/// One port of an instance and what it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PortAssignment {
+    /// What it is for.
+    pub role: PortRole,
+    /// The number.
+    pub port: u16,
+    /// Whether this component listens on it.
+    pub listens: bool,
 }
 
 /// What a successful deploy produced, for the caller to register.
@@ -46,6 +60,10 @@ pub struct DeployOutcome {
     pub created_dirs: Vec<PathBuf>,
     /// The layout that was deployed.
     pub layout: super::recipe::Layout,
+    /// The release family (`0.x`, `1.0-1.1`, `1.2`).
+    pub family: &'static str,
+    /// Where the plugin adapter was installed (1.x), if it was.
+    pub plugin_adapter: Option<PathBuf>,
     /// Whether the EULA/privacy confirmation files were written.
     pub eula_confirmed: bool,
 }
@@ -64,6 +82,10 @@ pub(crate) struct Runner<'a> {
     pub(crate) recipe: Option<&'static Recipe>,
     pub(crate) python: PythonInfo,
     pub(crate) adapter_ref: Option<String>,
+    /// Where the adapter was checked out (standalone folder or plugin folder).
+    pub(crate) adapter_dir: Option<PathBuf>,
+    /// MaiBot's own version once its tree is seen (`pyproject.toml`, else the tag).
+    pub(crate) maibot_version: Option<String>,
     /// Component currently being worked on, for the failure status.
     pub(crate) current: Option<ComponentKind>,
 }
@@ -87,6 +109,8 @@ impl<'a> Runner<'a> {
             phase: Phase::Validate,
             created: Vec::new(),
             adapter_ref: None,
+            adapter_dir: None,
+            maibot_version: None,
             current: None,
         }
     }
@@ -193,7 +217,10 @@ impl<'a> Runner<'a> {
 
         self.enter(Phase::Environment, "creating Python environments");
         let main_py = self.environment(ComponentKind::Main).await?;
-        let adapter_py = if with_adapter {
+        let standalone = self
+            .recipe
+            .is_some_and(|r| r.adapter == super::recipe::AdapterStyle::Standalone);
+        let adapter_py = if with_adapter && standalone {
             Some(self.environment(ComponentKind::NapcatAdapter).await?)
         } else {
             None
@@ -209,10 +236,26 @@ impl<'a> Runner<'a> {
         self.at(1.0);
 
         let install = self.plan.install_path.clone();
+        let recipe = self
+            .recipe
+            .ok_or_else(|| StepError::Failed("no recipe was selected".to_string()))?;
+        let assigned = self.assigned_ports(recipe);
+        let for_component = |c: &str| -> Vec<PortAssignment> {
+            assigned
+                .iter()
+                .filter(|(spec, _)| spec.component == c || (c == "main" && !spec.listens))
+                .map(|(spec, port)| PortAssignment {
+                    role: spec.role,
+                    port: *port,
+                    listens: spec.listens,
+                })
+                .collect()
+        };
         let mut components = vec![ComponentPlan {
             kind: ComponentKind::Main,
             path: install.clone(),
             port: self.plan.port,
+            ports: for_component("main"),
             argv: vec![main_py.display().to_string(), "bot.py".to_string()],
             python: main_py,
         }];
@@ -222,10 +265,32 @@ impl<'a> Runner<'a> {
                 kind: ComponentKind::NapcatAdapter,
                 path: a.path.clone(),
                 port: a.port,
+                ports: for_component("napcat-ada"),
                 argv: vec![py.display().to_string(), "main.py".to_string()],
                 python: py,
             });
             self.component(ComponentKind::NapcatAdapter, "completed", 100, "deployed");
+        } else if with_adapter {
+            self.component(
+                ComponentKind::NapcatAdapter,
+                "completed",
+                100,
+                "installed as a MaiBot plugin",
+            );
+        }
+        for (spec, port) in &assigned {
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "port {port}: {}{}",
+                    spec.role.as_str(),
+                    if spec.listens {
+                        ""
+                    } else {
+                        " (NapCat listens; reserved for this instance)"
+                    }
+                ),
+            );
         }
         let layout = match self.recipe {
             Some(r) => r.layout,
@@ -246,8 +311,31 @@ impl<'a> Runner<'a> {
             adapter_version: self.adapter_ref.clone(),
             created_dirs: self.created.clone(),
             layout,
+            family: recipe.family,
+            plugin_adapter: if standalone {
+                None
+            } else {
+                self.adapter_dir.clone()
+            },
             eula_confirmed,
         })
+    }
+
+    /// Every port spec of the recipe this deploy uses, with the number assigned to it.
+    pub(crate) fn assigned_ports(&self, recipe: &Recipe) -> Vec<(super::recipe::PortSpec, u16)> {
+        let p = self.plan.ports;
+        recipe
+            .ports
+            .iter()
+            .filter_map(|spec| {
+                let n = match spec.role {
+                    PortRole::Main => Some(p.main),
+                    PortRole::Webui => Some(p.webui),
+                    PortRole::AdapterNapcat | PortRole::NapcatWs => p.napcat,
+                }?;
+                Some((*spec, n))
+            })
+            .collect()
     }
 
     /// Runs the job; on failure or cancel removes what it created and says what stayed.

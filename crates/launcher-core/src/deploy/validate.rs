@@ -16,8 +16,6 @@ use std::time::Duration;
 pub const NAME_MAX_CHARS: usize = 64;
 /// The adapter's directory under the install path when the request gives none.
 pub const DEFAULT_ADAPTER_DIR: &str = "napcat-ada";
-/// The adapter's napcat-side port when the request gives none.
-pub const DEFAULT_ADAPTER_PORT: u16 = 8095;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A component this launcher can deploy.
@@ -60,8 +58,9 @@ pub struct ComponentRequest {
     /// `main`, which always lives at the install path.
     #[serde(default)]
     pub path: Option<String>,
-    /// Adapter's napcat-side port (default 8095). Ignored for `main` (see
-    /// [`DeployRequest::port`]).
+    /// The NapCat-facing port: the standalone adapter's server (0.x) or NapCat's forward
+    /// WebSocket the plugin adapter connects to (1.x); allocated from `deploy.port_range`
+    /// when absent. Ignored for `main` (see [`DeployRequest::port`]).
     #[serde(default)]
     pub port: Option<u32>,
 }
@@ -92,6 +91,16 @@ pub struct DeployRequest {
     /// The user read and accepted MaiBot's EULA and privacy policy.
     #[serde(default)]
     pub eula_accepted: bool,
+    /// The adapter to deploy (tag, branch or commit); chosen by compatibility when absent.
+    /// Naming one implies the adapter.
+    #[serde(default)]
+    pub adapter_version: Option<String>,
+    /// MaiBot's WebUI port; allocated from `deploy.port_range` when absent.
+    #[serde(default)]
+    pub webui_port: Option<u32>,
+    /// Send MaiBot's anonymous usage statistics (off unless asked).
+    #[serde(default)]
+    pub telemetry: bool,
 }
 
 /// Facts about the host that only the caller knows.
@@ -148,10 +157,24 @@ pub enum Installer {
 /// The adapter part of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdapterPlan {
-    /// Adapter directory (resolved, absolute).
+    /// Adapter directory for the standalone adapter (resolved, absolute); the plugin
+    /// adapter always goes to the recipe's plugin folder inside MaiBot's checkout.
     pub path: PathBuf,
-    /// Napcat-side port.
+    /// NapCat-facing port (the adapter's server, or NapCat's forward WebSocket).
     pub port: u16,
+    /// The adapter ref the user named, if any.
+    pub version: Option<String>,
+}
+
+/// Every port a deploy assigns, before the family maps the NapCat-facing one to its role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedPorts {
+    /// MaiBot's main server.
+    pub main: u16,
+    /// MaiBot's WebUI.
+    pub webui: u16,
+    /// The NapCat-facing port, with an adapter.
+    pub napcat: Option<u16>,
 }
 
 /// A validated request: the only input the runner accepts. It cannot be built outside
@@ -171,6 +194,10 @@ pub struct DeployPlan {
     pub host: String,
     /// MaiBot port.
     pub port: u16,
+    /// Every port assigned to the instance.
+    pub ports: PlannedPorts,
+    /// Send telemetry.
+    pub telemetry: bool,
     /// The adapter, when requested.
     pub adapter: Option<AdapterPlan>,
     /// The interpreter environments are created from.
@@ -189,7 +216,8 @@ pub struct DeployPlan {
 pub fn check_request(
     req: &DeployRequest,
     ctx: &ValidationContext,
-) -> Result<(PathBuf, u16, Option<AdapterPlan>), ValidationError> {
+    range: (u16, u16),
+) -> Result<(PathBuf, PlannedPorts, Option<AdapterPlan>), ValidationError> {
     check_name(&req.instance_name)?;
     check_host(&req.host)?;
     let home = ctx.home.as_deref();
@@ -213,6 +241,22 @@ pub fn check_request(
         }
     }
 
+    let named = req
+        .adapter_version
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    if let Some(v) = named {
+        check_ref_name(v)?;
+    }
+    let implied = ComponentRequest {
+        kind: ComponentKind::NapcatAdapter.as_str().to_string(),
+        path: None,
+        port: None,
+    };
+    let adapter_req = adapter_req.or(named.map(|_| &implied));
+    let webui_req = req.webui_port.map(check_port_range).transpose()?;
+    let mut adapter_port_req = None;
     let adapter = match adapter_req {
         None => None,
         Some(c) => {
@@ -227,29 +271,84 @@ pub fn check_request(
                 }
                 _ => install.join(DEFAULT_ADAPTER_DIR),
             };
-            let aport = match c.port {
-                Some(p) => check_port_range(p)?,
-                None => DEFAULT_ADAPTER_PORT,
-            };
-            Some(AdapterPlan { path, port: aport })
+            adapter_port_req = c.port.map(check_port_range).transpose()?;
+            Some(AdapterPlan {
+                path,
+                port: 0,
+                version: named.map(str::to_string),
+            })
         }
     };
 
-    let mut ports = vec![port];
-    ports.extend(adapter.as_ref().map(|a| a.port));
-    let mut seen = HashSet::new();
-    for p in &ports {
-        if !seen.insert(*p) {
-            return Err(ValidationError::PortDuplicate(*p));
+    // Asked-for ports first (each checked), then the others allocated around them.
+    let mut chosen: Vec<u16> = Vec::new();
+    for p in std::iter::once(port)
+        .chain(webui_req)
+        .chain(adapter_port_req)
+    {
+        if chosen.contains(&p) {
+            return Err(ValidationError::PortDuplicate(p));
         }
-        if ctx.ports_in_use.contains(p) {
-            return Err(ValidationError::PortInUse(*p));
+        if ctx.ports_in_use.contains(&p) {
+            return Err(ValidationError::PortInUse(p));
         }
-        if port_bound(*p) {
-            return Err(ValidationError::PortBound(*p));
+        if port_bound(p) {
+            return Err(ValidationError::PortBound(p));
         }
+        chosen.push(p);
     }
-    Ok((install, port, adapter))
+    let webui = match webui_req {
+        Some(p) => p,
+        None => allocate(range, ctx, &mut chosen)?,
+    };
+    let adapter = match adapter {
+        None => None,
+        Some(mut a) => {
+            a.port = match adapter_port_req {
+                Some(p) => p,
+                None => allocate(range, ctx, &mut chosen)?,
+            };
+            Some(a)
+        }
+    };
+    let ports = PlannedPorts {
+        main: port,
+        webui,
+        napcat: adapter.as_ref().map(|a| a.port),
+    };
+    Ok((install, ports, adapter))
+}
+
+/// The first port of `range` that no instance has, nothing on the host holds and this
+/// request has not taken yet.
+fn allocate(
+    range: (u16, u16),
+    ctx: &ValidationContext,
+    chosen: &mut Vec<u16>,
+) -> Result<u16, ValidationError> {
+    let (first, last) = range;
+    for p in first.max(1024)..=last {
+        if chosen.contains(&p) || ctx.ports_in_use.contains(&p) || port_bound(p) {
+            continue;
+        }
+        chosen.push(p);
+        return Ok(p);
+    }
+    Err(ValidationError::NoFreePort { first, last })
+}
+
+/// A git ref name or commit a user may name: no option-like or path-escaping text.
+fn check_ref_name(v: &str) -> Result<(), ValidationError> {
+    let ok = v.len() <= 100
+        && !v.starts_with('-')
+        && !v.contains("..")
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::UnknownAdapterVersion(v.to_string()))
+    }
 }
 
 /// Name rules: non-empty after trimming, at most 64 characters, only letters and digits

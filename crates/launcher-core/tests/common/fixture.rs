@@ -22,7 +22,8 @@ use std::process::Command;
 use tempfile::TempDir;
 
 /// `template/template.env` of the fixture.
-pub const TEMPLATE_ENV: &str = "HOST=127.0.0.1\nPORT=8000\n# comment\nOTHER_PORT=1\n";
+pub const TEMPLATE_ENV: &str =
+    "HOST=127.0.0.1\nPORT=8000\n# comment\nOTHER_PORT=1\nWEBUI_HOST=127.0.0.1\nWEBUI_PORT=8001\n";
 
 /// `template/bot_config_template.toml` of the fixture.
 pub const BOT_CONFIG_TEMPLATE: &str = "\
@@ -66,12 +67,42 @@ pub const PRIVACY: &str = "# Privacy\nWe store chat logs locally.\n";
 pub struct FixtureOptions {
     /// MaiBot's `requirements.txt` (all commits).
     pub maibot_requirements: String,
+    /// `[tool.uv] index-url` written into the 0.12.3 tree's real `pyproject.toml` in place
+    /// of upstream's mirror (tests point it at an unreachable URL).
+    pub repo_index_url: String,
+}
+
+/// The upstream data beside the repository (`shared/upstream`): real templates, manifests,
+/// `pyproject.toml` and lock files per ref.
+pub fn upstream() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/upstream");
+    assert!(
+        p.join("FACTS.md").is_file(),
+        "the upstream data is missing at {} (shared/ must sit beside the repository)",
+        p.display()
+    );
+    p
+}
+
+fn upstream_text(rel: &str) -> String {
+    std::fs::read_to_string(upstream().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// A MaiBot stand-in entry point that does nothing (these tests deploy, they don't run).
+const STAND_IN_BOT: &str = "print('MaiBot stand-in')\n";
+
+/// `src/config/config.py` of a 1.x stand-in: only the constant the deployer reads.
+fn config_py_1x(config_version: &str) -> String {
+    format!(
+        "# stand-in: the launcher reads only this constant\nCONFIG_VERSION: str = \"{config_version}\"\n"
+    )
 }
 
 impl Default for FixtureOptions {
     fn default() -> Self {
         Self {
             maibot_requirements: "# no third-party packages in the fixture\n".to_string(),
+            repo_index_url: "http://127.0.0.1:9/simple".to_string(),
         }
     }
 }
@@ -223,13 +254,46 @@ fn build_maibot(base: &Path, opts: &FixtureOptions) -> PathBuf {
     git(&work, &["tag", "-a", "0.10.1", "-m", "release 0.10.1"]);
     git(&work, &["branch", "-f", "release-0.x"]);
 
-    git(&work, &["rm", "-q", "-r", "template"]);
-    write(&work, "src/config/config.py", &config_py("1.0.0"));
-    git(
-        &work,
-        &["commit", "-q", "-am", "1.0.0: MaiBot writes its own config"],
+    // 0.12.3: the real templates and pyproject (its [tool.uv] mirror replaced by the
+    // test's URL), EULA and PRIVACY texts.
+    for f in [
+        "template/template.env",
+        "template/bot_config_template.toml",
+        "template/model_config_template.toml",
+        "EULA.md",
+        "PRIVACY.md",
+    ] {
+        write(&work, f, &upstream_text(&format!("maibot/0.12.3/{f}")));
+    }
+    let py = upstream_text("maibot/0.12.3/pyproject.toml").replace(
+        "https://pypi.tuna.tsinghua.edu.cn/simple",
+        &opts.repo_index_url,
     );
-    git(&work, &["tag", "1.0.0"]);
+    write(&work, "pyproject.toml", &py);
+    write(&work, "src/config/config.py", &config_py("0.12.2"));
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "0.12.3"]);
+    git(&work, &["tag", "0.12.3"]);
+
+    // 1.x: no template/; the real pyproject.toml and uv.lock, EULA/PRIVACY of each ref.
+    git(&work, &["rm", "-q", "-r", "template"]);
+    for (tag, config_version) in [("1.0.8", "8.14.20"), ("1.2.1", "8.14.37")] {
+        for f in ["pyproject.toml", "uv.lock", "EULA.md", "PRIVACY.md"] {
+            write(&work, f, &upstream_text(&format!("maibot/{tag}/{f}")));
+        }
+        write(&work, "bot.py", STAND_IN_BOT);
+        write(&work, "src/config/config.py", &config_py_1x(config_version));
+        write(
+            &work,
+            "plugins/hello_world_plugin/_manifest.json",
+            &upstream_text(&format!(
+                "maibot/{tag}/plugins/hello_world_plugin/_manifest.json"
+            )),
+        );
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-q", "-m", tag]);
+        git(&work, &["tag", tag]);
+    }
     git(&work, &["branch", "-f", "dev"]);
     // main stays on the 0.x layout so branch deploys exercise both detections.
     git(&work, &["checkout", "-q", "dev"]);
@@ -254,14 +318,42 @@ fn build_adapter(base: &Path) -> PathBuf {
     let work = base.join("adapter-work");
     std::fs::create_dir_all(&work).unwrap();
     git(&work, &["init", "-q"]);
-    write(&work, "main.py", "print('adapter fixture')\n");
+    // The standalone line: real template, stand-in entry point.
+    write(&work, "main.py", "print('adapter stand-in')\n");
     write(&work, "requirements.txt", "# nothing to install\n");
-    write(&work, "template/template_config.toml", ADAPTER_TEMPLATE);
+    write(
+        &work,
+        "template/template_config.toml",
+        &upstream_text("adapter/0.7.0/template/template_config.toml"),
+    );
     git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "adapter 0.10.1"]);
-    git(&work, &["tag", "0.10.1"]);
-    write(&work, "main.py", "print('adapter fixture, newer')\n");
-    git(&work, &["commit", "-q", "-am", "adapter: newer"]);
+    git(&work, &["commit", "-q", "-m", "adapter 0.6.0"]);
+    git(&work, &["tag", "0.6.0"]);
+    write(&work, "main.py", "print('adapter stand-in 0.7.0')\n");
+    git(&work, &["commit", "-q", "-am", "adapter 0.7.0"]);
+    git(&work, &["tag", "0.7.0"]);
+    git(&work, &["branch", "-f", "standalone"]);
+    // The plugin line on main: real manifests; a 1.3.3 between the tags as upstream has
+    // (host 1.0.0-1.2.99, untagged), then main's 1.4.0 (host 1.2.x only).
+    git(
+        &work,
+        &["rm", "-q", "-r", "main.py", "template", "requirements.txt"],
+    );
+    write(&work, "plugin.py", "# plugin adapter stand-in\n");
+    let m101 = upstream_text("adapter/1.0.1/_manifest.json");
+    write(&work, "_manifest.json", &m101);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "plugin adapter 1.0.1"]);
+    git(&work, &["tag", "1.0.1"]);
+    let main = upstream_text("adapter/main/_manifest.json");
+    let m133 = main
+        .replace("\"version\": \"1.4.0\"", "\"version\": \"1.3.3\"")
+        .replace("\"min_version\": \"1.2.0\"", "\"min_version\": \"1.0.0\"");
+    assert_ne!(m133, main, "the 1.4.0 manifest changed shape");
+    write(&work, "_manifest.json", &m133);
+    git(&work, &["commit", "-q", "-am", "plugin adapter 1.3.3"]);
+    write(&work, "_manifest.json", &main);
+    git(&work, &["commit", "-q", "-am", "plugin adapter 1.4.0"]);
     let bare = base.join("adapter.git");
     git(
         base,

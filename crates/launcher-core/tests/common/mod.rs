@@ -159,3 +159,48 @@ pub fn python_at_least(min: (u32, u32)) -> Option<PathBuf> {
         .into_iter()
         .find(|c| python_version(c).is_some_and(|v| v >= min))
 }
+
+/// A PEP 503 package index on disk (`file://…/simple`) holding one pure-Python wheel
+/// `name==1.0`, built with Python's zipfile and a correct RECORD; both uv and pip install
+/// from it offline.
+pub fn local_index(dir: &std::path::Path, name: &str) -> String {
+    let simple = dir.join("simple");
+    let pkg = simple.join(name);
+    std::fs::create_dir_all(&pkg).unwrap();
+    let script = r#"
+import base64, hashlib, sys, zipfile
+out, name = sys.argv[1], sys.argv[2]
+files = {
+    f"{name}/__init__.py": b"VALUE = 1\n",
+    f"{name}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
+    f"{name}-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: mailauncher-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = ""
+for path, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record += f"{path},sha256={digest},{len(data)}\n"
+record += f"{name}-1.0.dist-info/RECORD,,\n"
+files[f"{name}-1.0.dist-info/RECORD"] = record.encode()
+whl = f"{out}/{name}-1.0-py3-none-any.whl"
+with zipfile.ZipFile(whl, "w") as z:
+    for path, data in files.items():
+        z.writestr(path, data)
+sha = hashlib.sha256(open(whl, "rb").read()).hexdigest()
+open(f"{out}/index.html", "w").write(
+    f'<!DOCTYPE html><html><body><a href="{name}-1.0-py3-none-any.whl#sha256={sha}">{name}-1.0-py3-none-any.whl</a></body></html>\n')
+"#;
+    let st = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&pkg)
+        .arg(name)
+        .status()
+        .unwrap();
+    assert!(st.success(), "building the local index failed");
+    std::fs::write(
+        simple.join("index.html"),
+        format!("<!DOCTYPE html><html><body><a href=\"{name}/\">{name}</a></body></html>\n"),
+    )
+    .unwrap();
+    format!("file://{}", simple.display())
+}

@@ -69,6 +69,8 @@ pub mod instance_components {
         pub pid_start_time: Option<i64>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// Every port of the component: `[{"role", "port", "listens"}]` (migration 6).
+        pub ports: Json,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
