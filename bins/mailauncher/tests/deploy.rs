@@ -87,10 +87,10 @@ fn wizard_deploy_to_success_then_delete_removes_only_owned_files() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    for want in ["1.0.0", "0.10.1", "0.9.0", "main", "dev"] {
+    for want in ["1.2.1", "1.0.8", "0.12.3", "0.10.1", "0.9.0", "main", "dev"] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
-    assert!(names.iter().position(|n| *n == "1.0.0") < names.iter().position(|n| *n == "0.9.0"));
+    assert!(names.iter().position(|n| *n == "1.2.1") < names.iter().position(|n| *n == "0.9.0"));
 
     let (port, ada) = (free_port(), free_port());
     let body = wizard_body(&app, "deployed", port, ada);
