@@ -199,7 +199,10 @@ fn wizard_deploy_to_success_then_delete_removes_only_owned_files() {
     assert_eq!(std::fs::read_to_string(dir.join(".env")).unwrap(), env);
     assert!(dir.join("napcat-ada").is_dir());
     let back = app.wait_instance(&iid, "restored", |i| !i.is_null());
-    assert_eq!((&back["owned"], &back["port"]), (&json!(true), &json!(port)));
+    assert_eq!(
+        (&back["owned"], &back["port"]),
+        (&json!(true), &json!(port))
+    );
 }
 
 #[test]

@@ -217,3 +217,36 @@ fn deleting_an_added_instance_leaves_its_folder_and_the_legacy_shape() {
     assert_eq!(snapshot(&main), before);
     assert!(trash_entries(&app).is_empty());
 }
+
+#[test]
+fn expired_entries_are_purged_at_boot_and_trash_days_is_read() {
+    let (app, id, _main) = owned_instance("expiring", 18200);
+    let d = app.delete(&format!("/instance/{id}/delete"));
+    let entry = d.body["trash_entry"].as_str().unwrap().to_owned();
+    let home = app.crash();
+    let manifest = home
+        .path()
+        .join(".local/share/mailauncher/trash")
+        .join(&entry)
+        .join("entry.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["deleted_at"] = json!("2020-01-01T00:00:00Z");
+    std::fs::write(&manifest, m.to_string()).unwrap();
+
+    let app = spawn_app_at(home, &[], &[("MAILAUNCHER_DEPLOY__TRASH_DAYS", "3")]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = app.get("/trash");
+        assert_eq!(r.body["trash_days"], 3);
+        if r.body["entries"] == json!([]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not purged: {}",
+            r.body
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!data_dir(&app).join("trash").join(&entry).exists());
+}
