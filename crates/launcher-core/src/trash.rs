@@ -749,6 +749,25 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_move_puts_back_the_folders_already_moved() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        tree(&a);
+        tree(&b);
+        let before = fs::read(a.join("data/MaiBot.db")).unwrap();
+        // The second destination's parent is a file: its move fails after the first's.
+        fs::write(t.path().join("blocker"), "").unwrap();
+        let pairs = vec![
+            (a.clone(), t.path().join("out/a"), false),
+            (b.clone(), t.path().join("blocker/b"), false),
+        ];
+        assert!(transfer_all(&pairs).is_err());
+        assert_eq!(fs::read(a.join("data/MaiBot.db")).unwrap(), before);
+        assert!(b.join("notes.txt").exists());
+        assert!(!t.path().join("out/a").exists());
+    }
+
+    #[test]
     fn a_folder_move_never_replaces_what_is_there() {
         let t = tempfile::tempdir().unwrap();
         let from = t.path().join("a");

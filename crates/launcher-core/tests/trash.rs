@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 struct Env {
+    db: maim_db::Db,
+    tenant: TenantScope,
     catalog: Catalog,
     trash: Trash,
     /// Where instance folders live.
@@ -44,10 +46,12 @@ async fn env_at(data_root: tempfile::TempDir, days: u32) -> Env {
     cfg.stop.grace = Duration::from_secs(2);
     let supervisor = Supervisor::new(db.clone(), tenant.clone(), cfg);
     let trash = Trash::new(&data_dir, days);
-    let catalog = Catalog::new(db, tenant, supervisor, trash.clone());
+    let catalog = Catalog::new(db.clone(), tenant.clone(), supervisor, trash.clone());
     let bots = work.path().join("bots");
     std::fs::create_dir_all(&bots).unwrap();
     Env {
+        db,
+        tenant,
         catalog,
         trash,
         bots,
@@ -484,4 +488,73 @@ async fn across_filesystems_the_folders_are_copied_then_removed() {
     assert_eq!(snapshot(&stored), before);
     e.catalog.restore(&entry_id).await.unwrap();
     assert_eq!(snapshot(&main), before);
+}
+
+#[tokio::test]
+async fn a_taken_port_refuses_and_a_taken_id_gives_a_new_one() {
+    use maim_db::entity::launcher::instances as insts;
+    use maim_db::prelude::*;
+    let e = env(7).await;
+    let (main, _) = deployed(&e.bots, "portly");
+    let id = register(&e, "portly", &main, None, true).await;
+    let port = e.catalog.get(&id).await.unwrap().components[0]
+        .port
+        .unwrap();
+    let entry_id = e
+        .catalog
+        .delete(&id, true)
+        .await
+        .unwrap()
+        .trash_entry
+        .unwrap();
+
+    // Another instance took the port meanwhile.
+    let other = e.bots.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let new = NewInstance {
+        name: "other".into(),
+        version: "x".into(),
+        install_path: other.clone(),
+        components: vec![NewComponent {
+            kind: "main".into(),
+            path: other.clone(),
+            port: Some(port),
+            argv: Vec::new(),
+        }],
+        owned: false,
+    };
+    let other_id = e.catalog.register(&new).await.unwrap();
+    let err = trash_error(e.catalog.restore(&entry_id).await.unwrap_err());
+    assert!(
+        matches!(err, TrashError::PortTaken { port: p } if p == port),
+        "{err:?}"
+    );
+    assert!(!main.exists());
+    e.catalog.delete(&other_id, false).await.unwrap();
+
+    // Another row has the old id (it was free, so someone may take it): a new id.
+    e.db.table::<insts::Entity>()
+        .insert(
+            &e.tenant,
+            insts::ActiveModel {
+                id: Set(id.clone()),
+                name: Set("squatter".into()),
+                install_path: Set("/nonexistent".into()),
+                version: Set("x".into()),
+                desired_state: Set("stopped".into()),
+                observed_state: Set("stopped".into()),
+                restart_policy: Set("on-failure".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let r = e.catalog.restore(&entry_id).await.unwrap();
+    assert!(!r.same_id);
+    assert_ne!(r.instance_id, id);
+    assert_eq!(
+        e.catalog.get(&r.instance_id).await.unwrap().row.name,
+        "portly"
+    );
+    assert!(main.join("data/MaiBot.db").exists());
 }
