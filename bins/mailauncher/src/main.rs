@@ -13,6 +13,7 @@ use launcher_core::events::EventBus;
 use launcher_core::jobs::Jobs;
 use launcher_core::metrics::{Metrics, MetricsConfig, Sampler};
 use launcher_core::supervisor::{Supervisor, SupervisorConfig};
+use launcher_core::trash::Trash;
 use settings::{LoggingOverrides, Overrides, ServerOverrides, Settings, StorageOverrides};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -206,7 +207,13 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
     let _state_feed = events.feed_supervisor(&supervisor);
     let report = supervisor.reconcile().await?;
     tracing::info!(?report, "boot reconciliation done");
-    let catalog = Catalog::new(db.clone(), tenant.clone(), supervisor.clone());
+    let trash = Trash::new(&data_dir, settings.deploy.trash_days);
+    let catalog = Catalog::new(
+        db.clone(),
+        tenant.clone(),
+        supervisor.clone(),
+        trash.clone(),
+    );
     let jobs = Jobs::new(
         db.clone(),
         tenant,
@@ -223,6 +230,8 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
             "deploy jobs interrupted by the last shutdown were marked failed"
         );
     }
+    // After recovery: expired trash entries go at boot, then hourly.
+    let trash_task = tokio::spawn(purge_trash(trash));
 
     let metrics = Metrics::new(MetricsConfig {
         interval: Duration::from_millis(settings.metrics.interval_ms),
@@ -283,6 +292,7 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
     handle.stop(true).await;
     let _ = server_task.await;
     sampler_task.abort();
+    trash_task.abort();
     // Instances are stopped gracefully (their desired state is kept, so the next start
     // brings back what was running). Leaving them running is not offered: their terminals
     // are PTYs owned by this process, and they would receive SIGHUP when it exits.
@@ -290,6 +300,25 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
     tracing::info!("instances stopped; closing the database");
     db.close().await?;
     Ok(())
+}
+
+/// How often expired trash entries are looked for after the boot-time purge.
+const TRASH_PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Purges trash entries older than `deploy.trash_days`, now and then every
+/// [`TRASH_PURGE_EVERY`]; a failed pass is logged and retried at the next one.
+async fn purge_trash(trash: Trash) {
+    let mut tick = tokio::time::interval(TRASH_PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        match trash.purge_due().await {
+            Ok(purged) if !purged.is_empty() => {
+                tracing::info!(?purged, days = trash.days(), "expired trash entries purged");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "trash purge failed"),
+        }
+    }
 }
 
 /// SIGTERM and SIGINT listeners, installed together.

@@ -609,7 +609,8 @@ fn openapi_documents_every_route_and_the_docs_page_is_served() {
             .replace("{session}", "nosuchinstance_main")
             .replace("{emoji_id}", "1")
             .replace("{person_id}", "p1")
-            .replace("{record_id}", "1");
+            .replace("{record_id}", "1")
+            .replace("{entry_id}", "nosuchentry");
         let path = concrete.strip_prefix("/api/v1").unwrap();
         let body = (m != "get" && m != "delete").then_some(b"{}".as_slice());
         let r = app.request(&m.to_uppercase(), path, &[], body);

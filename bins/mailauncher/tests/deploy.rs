@@ -191,6 +191,18 @@ fn wizard_deploy_to_success_then_delete_removes_only_owned_files() {
     assert_eq!(d.status, 200, "{}", d.body);
     assert!(!dir.exists(), "the launcher's own deploy folder is removed");
     assert!(dir.parent().unwrap().exists(), "pre-existing parents stay");
+
+    // It went to the trash, adapter and all, and comes back as it was.
+    let entry = d.body["trash_entry"].as_str().unwrap();
+    let r = app.post(&format!("/trash/{entry}/restore"), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(std::fs::read_to_string(dir.join(".env")).unwrap(), env);
+    assert!(dir.join("napcat-ada").is_dir());
+    let back = app.wait_instance(&iid, "restored", |i| !i.is_null());
+    assert_eq!(
+        (&back["owned"], &back["port"]),
+        (&json!(true), &json!(port))
+    );
 }
 
 #[test]

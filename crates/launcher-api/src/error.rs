@@ -167,6 +167,27 @@ impl From<launcher_core::CoreError> for ApiError {
                 tracing::error!(error = %d, "I/O failure");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "io_error", d)
             }
+            Trash(t) => t.into(),
         }
+    }
+}
+
+impl From<launcher_core::trash::TrashError> for ApiError {
+    fn from(e: launcher_core::trash::TrashError) -> Self {
+        use launcher_core::trash::TrashError::*;
+        let detail = e.to_string();
+        let (status, code) = match &e {
+            NotFound(_) => (StatusCode::NOT_FOUND, "trash_entry_not_found"),
+            RestoreTargetTaken { .. } => (StatusCode::CONFLICT, "restore_target_exists"),
+            RestoreSourceGone { .. } => (StatusCode::CONFLICT, "restore_source_missing"),
+            NameTaken { .. } => (StatusCode::CONFLICT, "restore_name_taken"),
+            PortTaken { .. } => (StatusCode::CONFLICT, "restore_port_taken"),
+            Corrupt { .. } => (StatusCode::CONFLICT, "trash_entry_corrupt"),
+            Io(_) => {
+                tracing::error!(error = %detail, "trash I/O failure");
+                (StatusCode::INTERNAL_SERVER_ERROR, "trash_io_error")
+            }
+        };
+        Self::new(status, code, detail)
     }
 }

@@ -139,12 +139,12 @@ const OPERATIONS: &[Op] = &[
     op(Get, "/instance/{id}/start", "instances", "Start an instance (legacy GET)"),
     op(Get, "/instance/{id}/stop", "instances", "Stop an instance gracefully (legacy GET)"),
     op(Get, "/instance/{id}/restart", "instances", "Confirmed stop, then start (legacy GET)"),
-    op(Delete, "/instance/{id}/delete", "instances", "Stop and delete an instance; removes only folders the launcher created")
-        .query(&[Query { name: "remove_files", kind: Kind::Boolean, doc: "Remove launcher-created folders (default true here)." }]),
+    op(Delete, "/instance/{id}/delete", "instances", "Stop and delete an instance; folders the launcher created move to the trash (`trash_entry`)")
+        .query(&[Query { name: "remove_files", kind: Kind::Boolean, doc: "Move launcher-created folders to the trash (default true here)." }]),
     // Instances (modern).
     op(Get, "/instances/{id}", "instances", "One instance with components and statistics").answer(Body::Named("InstanceView")),
-    op(Delete, "/instances/{id}", "instances", "Stop and delete an instance")
-        .query(&[Query { name: "remove_files", kind: Kind::Boolean, doc: "Also remove launcher-created folders (default false)." }]),
+    op(Delete, "/instances/{id}", "instances", "Stop and delete an instance; answers the trash entry of its folders (`trash_entry`)")
+        .query(&[Query { name: "remove_files", kind: Kind::Boolean, doc: "Also move launcher-created folders to the trash (default false)." }]),
     op(Post, "/instances/{id}/start", "instances", "Start every component in order").answer(Body::Named("InstanceView")),
     op(Post, "/instances/{id}/stop", "instances", "Stop every component in reverse order (confirmed)").answer(Body::Named("InstanceView")),
     op(Post, "/instances/{id}/restart", "instances", "Confirmed stop, then start").answer(Body::Named("InstanceView")),
@@ -154,6 +154,11 @@ const OPERATIONS: &[Op] = &[
         .query(&[SINCE, Query { name: "tail", kind: Kind::Integer, doc: "The last N records (default 1000, at most 10000)." }]),
     op(Get, "/ws/{session}", "streams", "Terminal WebSocket of `<instanceId>_<component>`: status line, scrollback as `output`, then live; `input`, `resize`, `ping`, `request_history`"),
     op(Get, "/events", "streams", "Event WebSocket: `{type, stream, seq, ts, data}` for job logs and progress, instance state and component output; `subscribe` with `streams` and `since` replays from a sequence"),
+    // Trash.
+    op(Get, "/trash", "trash", "Deleted instances whose folders are in the trash, newest first").answer(Body::Named("TrashList")),
+    op(Post, "/trash/{entry_id}/restore", "trash", "Put an entry's folders back and register the instance again (409 when a path is taken or a folder gone; nothing overwritten)")
+        .answer(Body::Named("RestoreView")),
+    op(Delete, "/trash/{entry_id}", "trash", "Purge one entry and its folders for good"),
     // Deploy and jobs.
     op(Get, "/deploy/versions", "deploy", "MaiBot versions from git tags and branches (cached; says when stale)"),
     op(Get, "/deploy/services", "deploy", "Components that can be deployed beside MaiBot"),
@@ -319,6 +324,10 @@ pub fn document(prefix: &str, version: &str) -> OpenApi {
         schema_of::<crate::routes::FailureView>(),
         schema_of::<crate::routes::AddExistingRequest>(),
         schema_of::<crate::routes::ServiceRequest>(),
+        schema_of::<crate::routes::TrashList>(),
+        schema_of::<crate::routes::TrashEntryView>(),
+        schema_of::<crate::routes::TrashFolderView>(),
+        schema_of::<crate::routes::RestoreView>(),
         schema_of::<launcher_core::deploy::DeployRequest>(),
         schema_of::<launcher_core::deploy::ComponentRequest>(),
     ] {
@@ -332,6 +341,10 @@ pub fn document(prefix: &str, version: &str) -> OpenApi {
         ),
         ("streams", "WebSockets: terminals and events"),
         ("deploy", "Versions, deploy jobs, inspect-path"),
+        (
+            "trash",
+            "Deleted instances' folders, kept `deploy.trash_days` days",
+        ),
         ("configs", "Config files that keep their comments"),
         (
             "resources",

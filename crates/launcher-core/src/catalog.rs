@@ -3,6 +3,7 @@
 
 use crate::error::CoreError;
 use crate::supervisor::{State, Status, Supervisor};
+use crate::trash::{Trash, TrashEntry, TrashError};
 use maim_db::entity::launcher::{instance_components as comps, instances as insts};
 use maim_db::prelude::*;
 use maim_db::{Db, Filter, Query, TenantScope};
@@ -109,10 +110,53 @@ pub struct NewInstance {
 /// What a delete did on disk.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DeleteReport {
-    /// Directories removed.
+    /// Directories taken from their place: moved to the trash (nested ones with their
+    /// parent), or removed when the trash is off (`deploy.trash_days = 0`).
     pub removed: Vec<PathBuf>,
     /// Directories left in place, with the reason.
     pub kept: Vec<(PathBuf, String)>,
+    /// The trash entry that holds the moved directories, when any moved.
+    pub trash_entry: Option<String>,
+}
+
+/// What a restore from the trash did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// The trash entry (now gone).
+    pub entry_id: String,
+    /// The instance's id: the one it had, unless another instance took it meanwhile.
+    pub instance_id: String,
+    /// Whether `instance_id` is the id it had before the delete.
+    pub same_id: bool,
+    /// Its name (always the one it had).
+    pub name: String,
+    /// The folders put back at their original paths.
+    pub folders: Vec<PathBuf>,
+}
+
+/// Statistics carried over when a trashed instance is registered again.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+struct StoredInstance {
+    name: String,
+    install_path: String,
+    version: String,
+    owned: bool,
+    restart_policy: Option<String>,
+    start_count: i64,
+    crash_count: i64,
+    total_runtime_ms: i64,
+}
+
+/// A component record as kept in a trash manifest.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct StoredComponent {
+    kind: String,
+    path: String,
+    #[serde(default)]
+    port: Option<i32>,
+    #[serde(default)]
+    argv: serde_json::Value,
 }
 
 /// Validates an instance name: non-empty, at most 64 characters, letters (any script),
@@ -170,6 +214,7 @@ pub struct Catalog {
     db: Db,
     tenant: TenantScope,
     supervisor: Arc<Supervisor>,
+    trash: Trash,
     snapshot: Arc<Mutex<Option<Arc<Snapshot>>>>,
 }
 
@@ -193,14 +238,20 @@ pub(crate) fn new_id() -> String {
 }
 
 impl Catalog {
-    /// A catalog over `tenant`'s instances.
-    pub fn new(db: Db, tenant: TenantScope, supervisor: Arc<Supervisor>) -> Self {
+    /// A catalog over `tenant`'s instances; deleted instances' folders go to `trash`.
+    pub fn new(db: Db, tenant: TenantScope, supervisor: Arc<Supervisor>, trash: Trash) -> Self {
         Self {
             db,
             tenant,
             supervisor,
+            trash,
             snapshot: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Where deleted instances' folders go.
+    pub fn trash(&self) -> &Trash {
+        &self.trash
     }
 
     /// The supervisor that runs the instances.
@@ -406,7 +457,17 @@ impl Catalog {
     /// caller has validated it ([`Catalog::check_new`]); the database still enforces name
     /// and component uniqueness.
     pub async fn register(&self, new: &NewInstance) -> Result<String, CoreError> {
-        let id = new_id();
+        self.register_as(new_id(), new, None).await
+    }
+
+    /// [`Catalog::register`] under a given id, optionally carrying statistics over (a
+    /// restore from the trash).
+    async fn register_as(
+        &self,
+        id: String,
+        new: &NewInstance,
+        carried: Option<&StoredInstance>,
+    ) -> Result<String, CoreError> {
         let main_port = new
             .components
             .iter()
@@ -424,6 +485,15 @@ impl Catalog {
             restart_policy: Set("on-failure".into()),
             ..Default::default()
         };
+        let mut row = row;
+        if let Some(c) = carried {
+            if let Some(p) = &c.restart_policy {
+                row.restart_policy = Set(p.clone());
+            }
+            row.start_count = Set(c.start_count);
+            row.crash_count = Set(c.crash_count);
+            row.total_runtime_ms = Set(c.total_runtime_ms);
+        }
         self.db
             .table::<insts::Entity>()
             .insert(&self.tenant, row)
@@ -505,12 +575,28 @@ impl Catalog {
         self.register(&new).await
     }
 
-    /// Stops the instance (gracefully), removes its records and, when `remove_files`, the
-    /// directories the launcher created for it (ownership marker present). Files of added
-    /// instances are never removed.
+    /// Stops the instance (gracefully), removes its records and, when `remove_files`, moves
+    /// the directories the launcher created for it (ownership marker present) into the
+    /// trash, together with its records, so [`Catalog::restore`] can bring it back. With
+    /// `deploy.trash_days = 0` they are removed instead. Files of added instances are never
+    /// moved or removed.
     pub async fn delete(&self, id: &str, remove_files: bool) -> Result<DeleteReport, CoreError> {
         let info = self.get(id).await?;
         self.supervisor.forget(id).await?;
+        // The records as they are after the stop, for the trash manifest.
+        let row = self
+            .db
+            .table::<insts::Entity>()
+            .get(&self.tenant, id.to_owned())
+            .await?;
+        let comp_rows = self
+            .db
+            .table::<comps::Entity>()
+            .find(
+                &self.tenant,
+                Query::new().filter(Filter::eq(comps::Column::InstanceId, id.to_owned())),
+            )
+            .await?;
         self.db
             .table::<insts::Entity>()
             .delete(&self.tenant, id.to_owned())
@@ -535,14 +621,142 @@ impl Catalog {
                 .collect();
             return Ok(report);
         }
-        // Children before parents, so a nested component directory is judged on its own
-        // marker before its parent is removed.
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        let r = crate::deploy::remove_owned(&dirs).await;
+        if self.trash.days() == 0 {
+            // Children before parents, so a nested component directory is judged on its
+            // own marker before its parent is removed.
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+            let r = crate::deploy::remove_owned(&dirs).await;
+            return Ok(DeleteReport {
+                removed: r.removed,
+                kept: r.kept,
+                trash_entry: None,
+            });
+        }
+        let head = TrashEntry {
+            id: new_id(),
+            instance_id: id.to_owned(),
+            instance_name: row.name.clone(),
+            deleted_at: chrono::Utc::now(),
+            size_bytes: 0,
+            complete: false,
+            folders: Vec::new(),
+            instance: serde_json::to_value(&row).map_err(|e| CoreError::Io(e.to_string()))?,
+            components: comp_rows
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()
+                .map_err(|e| CoreError::Io(e.to_string()))?,
+        };
+        let _g = self.trash.lock().await;
+        let r = self.trash.put(head, dirs).await;
+        if let Some(e) = &r.entry {
+            tracing::info!(instance = %id, entry = %e.id, bytes = e.size_bytes,
+                "deleted instance's folders moved to the trash");
+        }
         Ok(DeleteReport {
-            removed: r.removed,
+            removed: r.moved,
             kept: r.kept,
+            trash_entry: r.entry.map(|e| e.id),
         })
+    }
+
+    /// Brings a trashed instance back: its folders to their original paths and its records
+    /// into the catalog, under its old id when that is still free (else a new one) and
+    /// always under its old name.
+    ///
+    /// Refused, with nothing moved or overwritten and the entry kept, when an original path
+    /// exists again ([`TrashError::RestoreTargetTaken`]), a trashed folder is gone
+    /// ([`TrashError::RestoreSourceGone`]), another instance has the name
+    /// ([`TrashError::NameTaken`]) or one of its ports ([`TrashError::PortTaken`]). A
+    /// failure while moving puts back what had moved; a failed registration moves the
+    /// folders into the trash again.
+    pub async fn restore(&self, entry_id: &str) -> Result<RestoreReport, CoreError> {
+        let _g = self.trash.lock().await;
+        let entry = self.trash.check_restorable(entry_id).await?;
+        let corrupt = |detail: String| TrashError::Corrupt {
+            entry: entry.id.clone(),
+            detail,
+        };
+        let stored: StoredInstance =
+            serde_json::from_value(entry.instance.clone()).map_err(|e| corrupt(e.to_string()))?;
+        let mut components = entry
+            .components
+            .iter()
+            .map(|c| serde_json::from_value::<StoredComponent>(c.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| corrupt(e.to_string()))?;
+        components.sort_by_key(|c| c.kind != "main");
+        if self.name_taken(&stored.name).await? {
+            return Err(TrashError::NameTaken { name: stored.name }.into());
+        }
+        let used = self.ports_in_use(None).await?;
+        let mut new_components = Vec::new();
+        for c in components {
+            let port = c.port.and_then(|p| u16::try_from(p).ok());
+            if let Some(p) = port.filter(|p| used.contains(p)) {
+                return Err(TrashError::PortTaken { port: p }.into());
+            }
+            new_components.push(NewComponent {
+                kind: c.kind,
+                path: PathBuf::from(c.path),
+                port,
+                argv: serde_json::from_value(c.argv).unwrap_or_default(),
+            });
+        }
+        let new = NewInstance {
+            name: stored.name.clone(),
+            version: stored.version.clone(),
+            install_path: PathBuf::from(&stored.install_path),
+            components: new_components,
+            owned: stored.owned,
+        };
+        // Everything else `register` checks, before any folder moves.
+        self.check_new(&new).await?;
+        self.trash.move_out(&entry).await?;
+        let same_id = match self
+            .db
+            .table::<insts::Entity>()
+            .get(&self.tenant, entry.instance_id.clone())
+            .await
+        {
+            Err(maim_db::DbError::NotFound { .. }) => true,
+            Ok(_) => false,
+            Err(e) => {
+                self.undo_move_out(&entry).await;
+                return Err(e.into());
+            }
+        };
+        let id = if same_id {
+            entry.instance_id.clone()
+        } else {
+            new_id()
+        };
+        let id = match self.register_as(id, &new, Some(&stored)).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.undo_move_out(&entry).await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.trash.finish_restore(&entry.id).await {
+            // The instance is back; only the emptied entry is left over.
+            tracing::warn!(entry = %entry.id, error = %e, "could not remove a restored trash entry");
+        }
+        tracing::info!(entry = %entry.id, instance = %id, "instance restored from the trash");
+        Ok(RestoreReport {
+            entry_id: entry.id.clone(),
+            instance_id: id,
+            same_id,
+            name: stored.name,
+            folders: entry.folders.iter().map(|f| f.original.clone()).collect(),
+        })
+    }
+
+    async fn undo_move_out(&self, entry: &TrashEntry) {
+        if let Err(e) = self.trash.move_back_in(entry).await {
+            tracing::error!(entry = %entry.id, error = %e,
+                "restore failed and its folders could not all go back to the trash");
+        }
     }
 }
 

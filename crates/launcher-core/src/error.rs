@@ -31,6 +31,9 @@ pub enum CoreError {
     /// A file or process operation failed.
     #[error("{0}")]
     Io(String),
+    /// A trash operation failed (restore refused, entry missing, …).
+    #[error(transparent)]
+    Trash(#[from] crate::trash::TrashError),
 }
 
 impl From<std::io::Error> for CoreError {

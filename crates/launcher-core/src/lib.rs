@@ -13,5 +13,6 @@ pub mod maibot_db;
 pub mod metrics;
 pub mod paths;
 pub mod supervisor;
+pub mod trash;
 
 pub use error::CoreError;

@@ -314,8 +314,9 @@ fn report_json(r: &catalog::DeleteReport) -> Value {
     })
 }
 
-/// Legacy `DELETE /instance/{id}/delete`: stops the instance, removes its records and the
-/// folders the launcher created for it (never an added instance's files).
+/// Legacy `DELETE /instance/{id}/delete`: stops the instance, removes its records and moves
+/// the folders the launcher created for it to the trash (never an added instance's files).
+/// The frontend reads `success` and `message`; `files` and `trash_entry` are extra.
 pub(crate) async fn legacy_delete(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -323,14 +324,24 @@ pub(crate) async fn legacy_delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = ids::instance_id(&path)?;
     let (name, report) = delete_impl(&state, id, q.remove_files.unwrap_or(true)).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "message": format!(
+    let message = match &report.trash_entry {
+        Some(entry) => format!(
+            "instance {name} deleted; {} folder(s) moved to the trash (entry {entry}, kept {} days), {} kept in place",
+            report.removed.len(),
+            state.catalog.trash().days(),
+            report.kept.len()
+        ),
+        None => format!(
             "instance {name} deleted; {} folder(s) removed, {} kept",
             report.removed.len(),
             report.kept.len()
         ),
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "message": message,
         "files": report_json(&report),
+        "trash_entry": report.trash_entry,
     })))
 }
 
@@ -342,7 +353,11 @@ pub(crate) async fn modern_delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = ids::instance_id(&path)?;
     let (_, report) = delete_impl(&state, id, q.remove_files.unwrap_or(false)).await?;
-    Ok(HttpResponse::Ok().json(json!({"deleted": id, "files": report_json(&report)})))
+    Ok(HttpResponse::Ok().json(json!({
+        "deleted": id,
+        "files": report_json(&report),
+        "trash_entry": report.trash_entry,
+    })))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -7,6 +7,7 @@ mod instances;
 mod resources;
 mod system;
 mod terminal;
+mod trash;
 
 use actix_web::{HttpResponse, web};
 
@@ -14,6 +15,7 @@ pub(crate) use instances::{
     AddReq as AddExistingRequest, ComponentView, ExitView, FailureView, InstanceList, InstanceView,
     ServiceReq as ServiceRequest,
 };
+pub(crate) use trash::{RestoreView, TrashEntryView, TrashFolderView, TrashList};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     // Legacy (frontend) surface.
@@ -60,6 +62,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/instances/{id}/components/{component}/logs",
             web::get().to(instances::component_logs),
         )
+        .route("/trash", web::get().to(trash::list))
+        .route("/trash/{entry_id}/restore", web::post().to(trash::restore))
+        .route("/trash/{entry_id}", web::delete().to(trash::purge))
         .route("/events", web::get().to(events::events));
     cfg.configure(resources::configure)
         .configure(configs::configure)

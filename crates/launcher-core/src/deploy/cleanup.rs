@@ -118,7 +118,10 @@ fn remove_all(dirs: &[PathBuf], job: Option<&str>) -> RemovalReport {
     report
 }
 
-fn remove_one(dir: &Path, job: Option<&str>) -> Result<(), String> {
+/// The marker of `dir` when the launcher may take it away (remove it, or move it to the
+/// trash): an absolute, non-root path that is not a home directory, a real directory (not
+/// a symlink) carrying a well-formed marker. Otherwise the reason it must stay.
+pub(crate) fn owned_marker(dir: &Path) -> Result<Marker, String> {
     if !dir.is_absolute() || dir.parent().is_none() {
         return Err("not an absolute, non-root path".to_string());
     }
@@ -143,11 +146,11 @@ fn remove_one(dir: &Path, job: Option<&str>) -> Result<(), String> {
     if !meta.file_type().is_dir() {
         return Err("not a directory (or a symlink)".to_string());
     }
-    let Some(marker) = read_marker(dir) else {
-        return Err(format!(
-            "no {MARKER_FILE} marker; not created by the launcher"
-        ));
-    };
+    read_marker(dir).ok_or_else(|| format!("no {MARKER_FILE} marker; not created by the launcher"))
+}
+
+fn remove_one(dir: &Path, job: Option<&str>) -> Result<(), String> {
+    let marker = owned_marker(dir)?;
     if let Some(j) = job
         && marker.job_id != j
     {

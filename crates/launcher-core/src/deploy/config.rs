@@ -158,6 +158,9 @@ pub struct DeployConfig {
     /// it; only code that builds a `DeployConfig` by hand can.
     #[serde(skip)]
     pub install_command: Option<Vec<String>>,
+    /// Days a deleted instance's folders stay in the trash before they are purged
+    /// (`deploy.trash_days`); 0 removes them at delete, as before the trash existed.
+    pub trash_days: u32,
 }
 
 impl Default for DeployConfig {
@@ -174,6 +177,7 @@ impl Default for DeployConfig {
             port_range: (8100, 8999),
             versions_cache_ttl: 600,
             install_command: None,
+            trash_days: 7,
         }
     }
 }
