@@ -157,6 +157,8 @@ struct StoredComponent {
     port: Option<i32>,
     #[serde(default)]
     argv: serde_json::Value,
+    #[serde(default)]
+    ports: serde_json::Value,
 }
 
 /// Validates an instance name: non-empty, at most 64 characters, letters (any script),
@@ -693,7 +695,13 @@ impl Catalog {
         let mut new_components = Vec::new();
         for c in components {
             let port = c.port.and_then(|p| u16::try_from(p).ok());
-            if let Some(p) = port.filter(|p| used.contains(p)) {
+            let ports: Vec<ComponentPort> =
+                serde_json::from_value(c.ports.clone()).unwrap_or_default();
+            let taken = port
+                .into_iter()
+                .chain(ports.iter().map(|p| p.port))
+                .find(|p| used.contains(p));
+            if let Some(p) = taken {
                 return Err(TrashError::PortTaken { port: p }.into());
             }
             new_components.push(NewComponent {
@@ -701,6 +709,7 @@ impl Catalog {
                 path: PathBuf::from(c.path),
                 port,
                 argv: serde_json::from_value(c.argv).unwrap_or_default(),
+                ports,
             });
         }
         let new = NewInstance {

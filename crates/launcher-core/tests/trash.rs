@@ -102,6 +102,7 @@ async fn register(e: &Env, name: &str, main: &Path, ada: Option<&Path>, owned: b
         path: main.to_path_buf(),
         port: Some(port),
         argv: Vec::new(),
+        ports: Vec::new(),
     }];
     if let Some(a) = ada {
         components.push(NewComponent {
@@ -109,6 +110,7 @@ async fn register(e: &Env, name: &str, main: &Path, ada: Option<&Path>, owned: b
             path: a.to_path_buf(),
             port: Some(port + 95),
             argv: Vec::new(),
+            ports: Vec::new(),
         });
     }
     let new = NewInstance {
@@ -371,12 +373,14 @@ async fn unmarked_folders_stay_and_trash_days_zero_removes_as_before() {
                     path: main.clone(),
                     port: None,
                     argv: Vec::new(),
+                    ports: Vec::new(),
                 },
                 NewComponent {
                     kind: "napcat-ada".into(),
                     path: stray.clone(),
                     port: None,
                     argv: Vec::new(),
+                    ports: Vec::new(),
                 },
             ],
             owned: true,
@@ -520,6 +524,7 @@ async fn a_taken_port_refuses_and_a_taken_id_gives_a_new_one() {
             path: other.clone(),
             port: Some(port),
             argv: Vec::new(),
+            ports: Vec::new(),
         }],
         owned: false,
     };
