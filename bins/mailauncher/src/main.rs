@@ -218,7 +218,11 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
         db.clone(),
         tenant,
         catalog.clone(),
-        Deployer::new(settings.deploy.clone()),
+        Deployer::new({
+            let mut d = settings.deploy.clone();
+            d.cache_dir = Some(data_dir.join("cache"));
+            d
+        }),
         vec![data_dir.clone(), settings.logs_dir()],
         settings.jobs.parallel,
     );

@@ -161,6 +161,7 @@ const OPERATIONS: &[Op] = &[
     op(Delete, "/trash/{entry_id}", "trash", "Purge one entry and its folders for good"),
     // Deploy and jobs.
     op(Get, "/deploy/versions", "deploy", "MaiBot versions from git tags and branches (cached; says when stale)"),
+    op(Get, "/versions", "deploy", "MaiBot versions with release family, Python requirement, host readiness and the paired adapter"),
     op(Get, "/deploy/services", "deploy", "Components that can be deployed beside MaiBot"),
     op(Post, "/deploy/deploy", "deploy", "Deploy from the frontend's wizard (its EULA checkbox counts as acceptance); returns the job id")
         .body(Body::Object("The wizard's body: instance_name, install_path, version, port, install_services[]")),

@@ -1133,3 +1133,79 @@ async fn remove_owned_only_removes_marked_dirs() {
     assert_eq!(r.removed, vec![other.clone()]);
     assert!(!other.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_details_say_family_python_and_the_paired_adapter() {
+    let fx = Fixture::build();
+    let work = tempfile::tempdir().unwrap();
+    let mut cfg = config(&fx);
+    cfg.cache_dir = Some(work.path().join("cache"));
+    let d = Deployer::new(cfg);
+    let (_, details) = d.version_details().await.unwrap();
+    let get = |n: &str| details.iter().find(|v| v.entry.name == n).unwrap();
+    let v12 = get("1.2.1");
+    assert!(v12.latest, "latest is the newest stable release");
+    assert_eq!(v12.family, Some("1.2"));
+    assert_eq!(v12.requires_python.as_deref(), Some(">=3.12"));
+    let a = v12.adapter.as_ref().unwrap();
+    assert_eq!((a.style, a.refname.as_deref()), ("plugin", Some("main")));
+    assert_eq!(a.version.as_deref(), Some("1.4.0"));
+    let a = get("1.0.8").adapter.clone().unwrap();
+    assert_eq!(a.version.as_deref(), Some("1.3.3"), "{a:?}");
+    assert_eq!(
+        a.admission,
+        Some(launcher_core::deploy::adapter::Admission::Strict)
+    );
+    let v0 = get("0.12.3");
+    assert_eq!(v0.family, Some("0.x"));
+    assert_eq!(v0.python, "ready", "python3 >= 3.10 is on PATH");
+    let a = v0.adapter.as_ref().unwrap();
+    assert_eq!(
+        (a.style, a.refname.as_deref()),
+        ("standalone", Some("0.7.0"))
+    );
+    let main = get("main");
+    assert_eq!(main.family, None, "a branch's family is read from its tree");
+    assert!(!main.latest);
+    // The cache answers when the adapter repository no longer does.
+    std::fs::rename(&fx.adapter, fx.dir.path().join("gone.git")).unwrap();
+    let d2 = {
+        let mut cfg = config(&fx);
+        cfg.cache_dir = Some(work.path().join("cache"));
+        Deployer::new(cfg)
+    };
+    let (_, again) = d2.version_details().await.unwrap();
+    let a = again
+        .iter()
+        .find(|v| v.entry.name == "1.2.1")
+        .unwrap()
+        .adapter
+        .clone()
+        .unwrap();
+    assert_eq!(a.refname.as_deref(), Some("main"));
+}
+
+#[test]
+fn prerelease_order_is_semver() {
+    use launcher_core::deploy::versions::parse_version;
+    let mut v: Vec<&str> = vec![
+        "1.0.0-pre.24",
+        "1.0.0-pre.2",
+        "1.0.0",
+        "1.0.0-pre.9",
+        "1.0.0-rc",
+        "1.0.0-rc.1",
+    ];
+    v.sort_by(|a, b| parse_version(a).cmp(&parse_version(b)));
+    assert_eq!(
+        v,
+        vec![
+            "1.0.0-pre.2",
+            "1.0.0-pre.9",
+            "1.0.0-pre.24",
+            "1.0.0-rc",
+            "1.0.0-rc.1",
+            "1.0.0"
+        ]
+    );
+}

@@ -27,6 +27,26 @@ pub(crate) async fn versions(state: web::Data<AppState>) -> Result<HttpResponse,
     })))
 }
 
+/// `GET /versions` (modern): every version with its release family, the Python it needs,
+/// whether this host can run it now or after provisioning, the adapter it pairs with,
+/// and which one `latest` means.
+pub(crate) async fn modern_versions(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let (list, details) = state.jobs.deployer().version_details().await.map_err(|e| {
+        ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            e.code(),
+            e.to_string(),
+        )
+    })?;
+    Ok(HttpResponse::Ok().json(json!({
+        "versions": details,
+        "source": list.source,
+        "fetched_at": list.fetched_at,
+        "stale": list.stale,
+        "error": list.error,
+    })))
+}
+
 /// `GET /deploy/services`: what can be deployed beside MaiBot.
 pub(crate) async fn services() -> HttpResponse {
     HttpResponse::Ok().json(json!({"services": [
@@ -244,6 +264,7 @@ pub(crate) async fn inspect(body: web::Json<InspectReq>) -> Result<HttpResponse,
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/deploy/versions", web::get().to(versions))
+        .route("/versions", web::get().to(modern_versions))
         .route("/deploy/services", web::get().to(services))
         .route("/deploy/deploy", web::post().to(legacy_deploy))
         .route("/deploy/install-status/{id}", web::get().to(install_status))

@@ -89,7 +89,7 @@ pub enum Admission {
 }
 
 /// One candidate the deployer looked at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Candidate {
     /// Tag, branch or commit as fetched.
     pub name: String,
@@ -154,6 +154,215 @@ pub fn named_kind_is_standalone(name: &str) -> Option<bool> {
         // A commit or another branch: decided by its tree after the fetch.
         None => None,
     }
+}
+
+/// Every adapter ref the pairing can choose from, read from a bare cache of the adapter
+/// repository (tags, the default branch, and the default branch's `_manifest.json`
+/// history), refreshed through the configured URLs and mirrors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Catalog {
+    /// Standalone release tags `(tag, commit)`.
+    pub standalone: Vec<(String, String)>,
+    /// Plugin candidates, tags and branch first, then history commits.
+    pub plugins: Vec<Candidate>,
+}
+
+/// How a MaiBot version pairs, for the versions list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pairing {
+    /// `standalone` or `plugin`.
+    pub style: &'static str,
+    /// The adapter ref a deploy would choose today, when one pairs.
+    #[serde(rename = "ref")]
+    pub refname: Option<String>,
+    /// Its own version (plugin manifests), when known.
+    pub version: Option<String>,
+    /// `strict` / `compat` for plugins.
+    pub admission: Option<Admission>,
+}
+
+impl Catalog {
+    /// The pairing a deploy would make for MaiBot `host` of family `recipe`.
+    pub fn pair(&self, host: Option<&VersionKey>, recipe: &super::recipe::Recipe) -> Pairing {
+        match recipe.adapter {
+            super::recipe::AdapterStyle::Standalone => Pairing {
+                style: "standalone",
+                refname: newest_standalone_tag(&self.standalone).map(|t| t.0.clone()),
+                version: None,
+                admission: None,
+            },
+            super::recipe::AdapterStyle::Plugin { .. } => {
+                let best = host.and_then(|h| best(&self.plugins, h, recipe.gate_for(h)));
+                Pairing {
+                    style: "plugin",
+                    refname: best.map(|(c, _)| c.name.clone()),
+                    version: best.map(|(c, _)| c.manifest.version.clone()),
+                    admission: best.map(|(_, a)| a),
+                }
+            }
+        }
+    }
+}
+
+/// Reads (and first refreshes) the adapter catalog kept as a bare repository at `cache`.
+/// Every git call has `timeout`; a failed refresh falls back to what the cache holds.
+pub(crate) async fn load_catalog(
+    git: &std::path::Path,
+    source: &super::config::Source,
+    cache: &std::path::Path,
+    timeout: std::time::Duration,
+) -> Result<Catalog, String> {
+    use super::process::{self, Cmd};
+    let g = |args: &[&str]| {
+        Cmd::new(git)
+            .arg("--git-dir")
+            .arg(cache)
+            .args(args.iter().copied())
+            .env("LC_ALL", "C")
+    };
+    let ok = |r: &Result<(process::Finished, Vec<String>), process::RunError>| matches!(r, Ok((f, _)) if f.status.success());
+    if !cache.join("HEAD").is_file() {
+        let init = Cmd::new(git).args(["init", "--bare", "-q"]).arg(cache);
+        let r = process::capture(&init, timeout, None).await;
+        if !ok(&r) {
+            return Err(format!(
+                "cannot create the adapter cache at {}",
+                cache.display()
+            ));
+        }
+    }
+    let mut fetched = false;
+    let mut errors = Vec::new();
+    for url in source.urls() {
+        let r = process::capture(
+            &g(&[
+                "fetch",
+                "-q",
+                "--prune",
+                "--depth",
+                "300",
+                url,
+                "+refs/heads/*:refs/heads/*",
+                "+refs/tags/*:refs/tags/*",
+            ]),
+            timeout,
+            None,
+        )
+        .await;
+        match r {
+            Ok((f, _)) if f.status.success() => {
+                fetched = true;
+                break;
+            }
+            Ok((f, _)) => errors.push(format!("{url}: {}", f.failure_summary())),
+            Err(e) => errors.push(format!("{url}: {e}")),
+        }
+    }
+    let refs = match process::capture(
+        &g(&[
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            "refs/tags",
+            "refs/heads",
+        ]),
+        timeout,
+        None,
+    )
+    .await
+    {
+        Ok((f, lines)) if f.status.success() => lines,
+        _ => Vec::new(),
+    };
+    if refs.is_empty() {
+        return Err(if fetched {
+            "the adapter repository has no refs".to_string()
+        } else {
+            format!("cannot read the adapter repository: {}", errors.join("; "))
+        });
+    }
+    let mut tags = Vec::new();
+    let mut heads = Vec::new();
+    for l in &refs {
+        let Some((name, sha)) = l.split_once(' ') else {
+            continue;
+        };
+        if let Some(t) = name.strip_prefix("refs/tags/") {
+            tags.push((t.to_string(), sha.to_string()));
+        } else if let Some(h) = name.strip_prefix("refs/heads/") {
+            heads.push((h.to_string(), sha.to_string()));
+        }
+    }
+    let manifest = |rev: String| {
+        let cmd = g(&["show", &format!("{rev}:{}", super::recipe::PLUGIN_MANIFEST)]);
+        async move {
+            match process::capture(&cmd, timeout, None).await {
+                Ok((f, lines)) if f.status.success() => Manifest::parse(&lines.join("\n")).ok(),
+                _ => None,
+            }
+        }
+    };
+    let mut cat = Catalog::default();
+    let mut seen = Vec::new();
+    for (t, sha) in &tags {
+        if let Some(m) = manifest(format!("refs/tags/{t}")).await {
+            seen.push(sha.clone());
+            cat.plugins.push(Candidate {
+                name: t.clone(),
+                commit: sha.clone(),
+                manifest: m,
+            });
+        } else if parse_version(t).is_some_and(|k| k.parts[0] == 0) {
+            cat.standalone.push((t.clone(), sha.clone()));
+        }
+    }
+    let default = ["main", "master"]
+        .iter()
+        .find(|b| heads.iter().any(|(h, _)| h == *b))
+        .map(|b| b.to_string());
+    if let Some(b) = default {
+        if let Some((_, sha)) = heads.iter().find(|(h, _)| *h == b)
+            && let Some(m) = manifest(format!("refs/heads/{b}")).await
+        {
+            seen.push(sha.clone());
+            cat.plugins.insert(
+                0,
+                Candidate {
+                    name: b.clone(),
+                    commit: sha.clone(),
+                    manifest: m,
+                },
+            );
+        }
+        if let Ok((f, lines)) = process::capture(
+            &g(&[
+                "log",
+                "--format=%H",
+                &format!("refs/heads/{b}"),
+                "--",
+                super::recipe::PLUGIN_MANIFEST,
+            ]),
+            timeout,
+            None,
+        )
+        .await
+            && f.status.success()
+        {
+            for c in lines.iter().map(|l| l.trim().to_string()) {
+                if c.is_empty() || seen.contains(&c) {
+                    continue;
+                }
+                if let Some(m) = manifest(c.clone()).await {
+                    seen.push(c.clone());
+                    cat.plugins.push(Candidate {
+                        name: c.get(..7).unwrap_or(&c).to_string(),
+                        commit: c,
+                        manifest: m,
+                    });
+                }
+            }
+        }
+    }
+    Ok(cat)
 }
 
 #[cfg(test)]

@@ -158,6 +158,10 @@ pub struct DeployConfig {
     /// it; only code that builds a `DeployConfig` by hand can.
     #[serde(skip)]
     pub install_command: Option<Vec<String>>,
+    /// Where the deployer keeps caches (the adapter repository it pairs from); set by the
+    /// binary to `<data_dir>/cache`. Unset: pairing is decided at deploy time only.
+    #[serde(skip)]
+    pub cache_dir: Option<PathBuf>,
     /// Days a deleted instance's folders stay in the trash before they are purged
     /// (`deploy.trash_days`); 0 removes them at delete, as before the trash existed.
     pub trash_days: u32,
@@ -177,6 +181,7 @@ impl Default for DeployConfig {
             port_range: (8100, 8999),
             versions_cache_ttl: 600,
             install_command: None,
+            cache_dir: None,
             trash_days: 7,
         }
     }

@@ -55,18 +55,46 @@ pub use versions::{RefKind, VersionEntry, VersionList};
 
 use versions::VersionCache;
 
-/// The deploy engine: configuration plus the version cache. Share one per process.
+/// The deploy engine: configuration plus the version and adapter caches. Share one per
+/// process.
 #[derive(Debug)]
 pub struct Deployer {
     config: DeployConfig,
     versions: VersionCache,
+    adapters: tokio::sync::Mutex<Option<(std::time::Instant, adapter::Catalog)>>,
+}
+
+/// One MaiBot version as the modern versions route shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionDetail {
+    /// The version entry (name, kind, commit, prerelease).
+    #[serde(flatten)]
+    pub entry: VersionEntry,
+    /// Release family, when known before checkout (tags); branches are detected after.
+    pub family: Option<&'static str>,
+    /// The Python the family needs (`>=3.12`).
+    pub requires_python: Option<String>,
+    /// `ready` (an interpreter on this host satisfies it), `after_provisioning` (uv can
+    /// install one during the deploy) or `unavailable`.
+    pub python: &'static str,
+    /// The interpreter a deploy would use now.
+    pub interpreter: Option<PythonInfo>,
+    /// The adapter a deploy would pair today (null: unknown for branches, or the adapter
+    /// repository could not be read).
+    pub adapter: Option<adapter::Pairing>,
+    /// The newest stable release (what `latest` means).
+    pub latest: bool,
 }
 
 impl Deployer {
     /// An engine with `config`.
     pub fn new(config: DeployConfig) -> Self {
         let versions = VersionCache::new(config.versions_cache_ttl());
-        Self { config, versions }
+        Self {
+            config,
+            versions,
+            adapters: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// The configuration.
@@ -96,6 +124,100 @@ impl Deployer {
             )
             .await
             .map_err(ValidationError::VersionsUnavailable)
+    }
+
+    /// The adapter catalog (cached for `versions_cache_ttl`), when a cache directory is
+    /// configured and the adapter repository could be read at least once.
+    pub async fn adapter_catalog(&self) -> Option<adapter::Catalog> {
+        let cache = self.config.cache_dir.as_ref()?.join("adapter.git");
+        let mut slot = self.adapters.lock().await;
+        if let Some((at, c)) = slot.as_ref()
+            && at.elapsed() < self.config.versions_cache_ttl()
+        {
+            return Some(c.clone());
+        }
+        match adapter::load_catalog(
+            &self.config.git,
+            &self.config.sources.adapter,
+            &cache,
+            self.config
+                .timeouts
+                .clone_attempt()
+                .min(std::time::Duration::from_secs(120)),
+        )
+        .await
+        {
+            Ok(c) => {
+                *slot = Some((std::time::Instant::now(), c.clone()));
+                Some(c)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "adapter catalog unavailable");
+                slot.as_ref().map(|(_, c)| c.clone())
+            }
+        }
+    }
+
+    /// Every version with its family, Python requirement, whether this host can run it
+    /// (now or after provisioning) and the adapter it pairs with.
+    pub async fn version_details(
+        &self,
+    ) -> Result<(VersionList, Vec<VersionDetail>), ValidationError> {
+        let list = self.versions().await?;
+        let catalog = self.adapter_catalog().await;
+        let uv = validate::choose_installer(&self.config)
+            .await
+            .is_ok_and(|i| matches!(i, Installer::Uv(_)));
+        let mut by_min: std::collections::HashMap<(u32, u32), Option<PythonInfo>> =
+            std::collections::HashMap::new();
+        let latest = list
+            .versions
+            .iter()
+            .find(|v| {
+                v.kind == RefKind::Tag && !v.prerelease && recipe::recipe_for_tag(&v.name).is_some()
+            })
+            .map(|v| v.name.clone());
+        let mut out = Vec::new();
+        for v in &list.versions {
+            let recipe = match v.kind {
+                RefKind::Tag => recipe::recipe_for_tag(&v.name),
+                RefKind::Branch => None,
+            };
+            let min = recipe.map(|r| r.min_python);
+            let interpreter = match min {
+                Some(m) => match by_min.get(&m) {
+                    Some(found) => found.clone(),
+                    None => {
+                        let found = validate::find_python(self.config.python.as_deref(), m)
+                            .await
+                            .ok();
+                        by_min.insert(m, found.clone());
+                        found
+                    }
+                },
+                None => None,
+            };
+            let python = match (&interpreter, min) {
+                (Some(_), _) => "ready",
+                (None, Some(_)) if uv => "after_provisioning",
+                (None, Some(_)) => "unavailable",
+                (None, None) => "unknown",
+            };
+            let adapter = match (recipe, &catalog) {
+                (Some(r), Some(c)) => Some(c.pair(versions::parse_version(&v.name).as_ref(), r)),
+                _ => None,
+            };
+            out.push(VersionDetail {
+                entry: v.clone(),
+                family: recipe.map(|r| r.family),
+                requires_python: min.map(|(a, b)| format!(">={a}.{b}")),
+                python,
+                interpreter,
+                adapter,
+                latest: latest.as_deref() == Some(v.name.as_str()),
+            });
+        }
+        Ok((list, out))
     }
 
     /// Phase 1: checks the request against the host and upstream and resolves it into a

@@ -517,9 +517,15 @@ pub fn check_version<'a>(
     list: &'a VersionList,
     version: &str,
 ) -> Result<(&'a VersionEntry, Option<&'static Recipe>), ValidationError> {
-    let entry = list
-        .find(version)
-        .ok_or_else(|| ValidationError::UnknownVersion(version.to_string()))?;
+    // `latest` (the legacy wizard offers it) is the newest stable release of a known family.
+    let entry = if version == "latest" {
+        list.versions.iter().find(|v| {
+            v.kind == RefKind::Tag && !v.prerelease && recipe::recipe_for_tag(&v.name).is_some()
+        })
+    } else {
+        list.find(version)
+    }
+    .ok_or_else(|| ValidationError::UnknownVersion(version.to_string()))?;
     match entry.kind {
         RefKind::Branch => Ok((entry, None)),
         RefKind::Tag => match recipe::recipe_for_tag(&entry.name) {
