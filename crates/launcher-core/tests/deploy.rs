@@ -1196,7 +1196,7 @@ fn prerelease_order_is_semver() {
         "1.0.0-rc",
         "1.0.0-rc.1",
     ];
-    v.sort_by(|a, b| parse_version(a).cmp(&parse_version(b)));
+    v.sort_by_key(|a| parse_version(a));
     assert_eq!(
         v,
         vec![

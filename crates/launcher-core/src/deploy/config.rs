@@ -162,6 +162,10 @@ pub struct DeployConfig {
     /// binary to `<data_dir>/cache`. Unset: pairing is decided at deploy time only.
     #[serde(skip)]
     pub cache_dir: Option<PathBuf>,
+    /// Extra environment for every deploy tool (the deploy benchmark points uv at a cold
+    /// or a warm cache with it). Not deserialized: only code can set it.
+    #[serde(skip)]
+    pub tool_env: Vec<(String, String)>,
     /// Days a deleted instance's folders stay in the trash before they are purged
     /// (`deploy.trash_days`); 0 removes them at delete, as before the trash existed.
     pub trash_days: u32,
@@ -182,6 +186,7 @@ impl Default for DeployConfig {
             versions_cache_ttl: 600,
             install_command: None,
             cache_dir: None,
+            tool_env: Vec::new(),
             trash_days: 7,
         }
     }

@@ -179,7 +179,10 @@ impl<'a> Runner<'a> {
             }
         };
         // Marked, so that a launcher restarted after a crash finds what this job left.
-        let cmd = cmd.clone().env(super::leftovers::JOB_ENV, self.job_id);
+        let mut cmd = cmd.clone().env(super::leftovers::JOB_ENV, self.job_id);
+        for (k, v) in &self.cfg.tool_env {
+            cmd = cmd.env(k, v);
+        }
         match process::run(&cmd, timeout, Some(self.cancel), &mut cb).await {
             Ok(fin) if fin.status.success() => Ok(fin),
             Ok(fin) => Err(StepError::Failed(format!(
