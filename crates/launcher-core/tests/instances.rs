@@ -110,13 +110,20 @@ async fn start_and_stop_are_recorded_with_runs_and_statistics() {
         "i1",
         "stopped",
         &[
-            ("napcat-ada", "echo adapter $FIXTURE; exec sleep 30"),
-            ("main", "echo core; exec sleep 30"),
+            (
+                "napcat-ada",
+                "echo adapter $FIXTURE; echo '✅ Adapter 启动成功! 监听: ws://127.0.0.1:0'; exec sleep 30",
+            ),
+            ("main", "echo core; echo 全部系统初始化完成; exec sleep 30"),
         ],
     )
     .await;
     let sup = supervisor(&e);
     sup.start("i1").await.unwrap();
+    eventually("observed running", async || {
+        instance(&e, "i1").await.observed_state == "running"
+    })
+    .await;
     let st = sup.statuses("i1").await.unwrap();
     assert_eq!(
         st.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
@@ -124,10 +131,6 @@ async fn start_and_stop_are_recorded_with_runs_and_statistics() {
         "start order"
     );
     assert!(st[0].1.started_at.unwrap() <= st[1].1.started_at.unwrap());
-    eventually("observed running", async || {
-        instance(&e, "i1").await.observed_state == "running"
-    })
-    .await;
     let row = instance(&e, "i1").await;
     assert_eq!(row.desired_state, "running");
     assert_eq!(row.start_count, 1);
@@ -242,7 +245,10 @@ async fn reconciliation_after_a_daemon_crash() {
         &e,
         "wanted",
         "running",
-        &[("main", "echo wanted up; exec sleep 30")],
+        &[(
+            "main",
+            "echo wanted up; echo 全部系统初始化完成; exec sleep 30",
+        )],
     )
     .await;
     let claims = [
