@@ -488,7 +488,11 @@ impl Supervisor {
                 && procfs::start_time(pid).is_some()
                 && procfs::start_time(pid) == c.pid_start_time;
             if ours {
-                terminate_orphan(pid, self.cfg.stop).await;
+                // Stopped as its kind wants (MaiBot: SIGINT, its graceful shutdown).
+                let stop = profile_for(&c.kind, std::path::Path::new(&c.path))
+                    .stop
+                    .unwrap_or(self.cfg.stop);
+                terminate_orphan(pid, stop).await;
                 report.orphans_terminated.push(pid);
             } else if pid > 0 {
                 report.stale_pids.push(pid);
