@@ -467,7 +467,11 @@ async fn not_ready_in_time_is_a_failure_with_the_reason_and_a_line_in_its_log() 
         ports: Vec::new(),
         timeout: Duration::from_secs(1),
     };
-    let argv = script(dir.path(), "echo loading forever; exec sleep 60");
+    // It shuts down cleanly on the stop signal: still a failure, it was never ready.
+    let argv = script(
+        dir.path(),
+        "trap 'echo shutting down; exit 0' INT; echo loading forever; while :; do sleep 0.1; done",
+    );
     let c = component_with(dir.path(), argv, no_restart(), ready, None);
     c.start().await.unwrap();
     let s = wait_for(&c, "failed", |s| s.state == State::Failed).await;
@@ -481,7 +485,13 @@ async fn not_ready_in_time_is_a_failure_with_the_reason_and_a_line_in_its_log() 
         f.last_lines
     );
     assert_eq!(s.crash_count, 1);
-    assert!(!s.last_exit.unwrap().requested);
+    let exit = s.last_exit.unwrap();
+    assert!(!exit.requested);
+    assert_eq!(
+        exit.code,
+        Some(0),
+        "the stop signal was not the graceful one"
+    );
 }
 
 #[tokio::test]

@@ -635,24 +635,22 @@ impl Actor {
             return;
         }
 
-        // A crash: it exited without passing through `stopping`.
+        // A crash: it exited without passing through `stopping`. Ended by the launcher as
+        // a failure (not ready in time) is a failure even when it then exits cleanly.
         self.st.crash_count += 1;
+        let clean = info.success() && info.reason.is_none();
         let policy: &RestartPolicy = &self.cfg.restart;
         if ran >= policy.reset_after {
             self.consecutive = 0;
         }
         let restart = match policy.mode {
             RestartMode::Never => false,
-            RestartMode::OnFailure => !info.success(),
+            RestartMode::OnFailure => !clean,
             RestartMode::Always => true,
         };
         if !restart {
-            self.st.state = if info.success() {
-                State::Stopped
-            } else {
-                State::Failed
-            };
-            if !info.success() {
+            self.st.state = if clean { State::Stopped } else { State::Failed };
+            if !clean {
                 self.st.failure = Some(Failure {
                     reason: info.describe(),
                     last_lines: self.logs.tail_plain(50),
