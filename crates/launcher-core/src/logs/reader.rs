@@ -145,7 +145,35 @@ fn cut_lines(pending: &mut Vec<u8>) -> Vec<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::cut_lines;
+    #![allow(clippy::unwrap_used)]
+    use super::{LineWatch, cut_lines, spawn_reader_watching};
+    use crate::logs::{LogConfig, LogPipeline};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn the_watch_fires_once_on_plain_text_and_every_record_is_still_published() {
+        let p = LogPipeline::new(LogConfig::default()).unwrap();
+        let fired = Arc::new(AtomicUsize::new(0));
+        let f = fired.clone();
+        let watch = LineWatch::new(vec!["系统初始化完成".into()], move || {
+            f.fetch_add(1, Ordering::SeqCst);
+        });
+        let out = "loading\n\x1b[32m全部系统\x1b[1m初始化完成\x1b[0m\nagain 系统初始化完成\n";
+        let input = Box::new(std::io::Cursor::new(out.as_bytes().to_vec()));
+        let drain = spawn_reader_watching(
+            input,
+            p.clone(),
+            Duration::from_millis(20),
+            "w",
+            Some(watch),
+        )
+        .unwrap();
+        drain.join().unwrap();
+        assert_eq!(fired.load(Ordering::SeqCst), 1);
+        assert_eq!(p.buffered().0, 3);
+    }
 
     #[test]
     fn cuts_complete_lines_and_keeps_the_partial_one() {
