@@ -33,8 +33,9 @@ pub struct SupervisorConfig {
     /// (MaiBot and the adapter are always stopped with SIGINT and their own grace).
     pub stop: StopPolicy,
     /// How long a component may take from spawn to ready (its profile's ready line and
-    /// open ports) before it is ended as a failure; also how long the next component in
-    /// the start order waits for it, since it starts only once this one is ready.
+    /// open ports) before it is ended as a failure for its restart policy. The next
+    /// component in the start order waits for it, so this also bounds each attempt that
+    /// wait lasts through.
     pub ready_timeout: Duration,
     /// Backoff and give-up; the mode comes from each instance's `restart_policy`.
     pub restart: RestartPolicy,
