@@ -35,7 +35,7 @@ fn component(dir: &Path, body: &str, restart: RestartPolicy, grace: Duration) ->
 
 async fn wait_for(c: &Component, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
     let mut rx = c.watch();
-    let res = tokio::time::timeout(Duration::from_secs(15), rx.wait_for(|s| pred(s))).await;
+    let res = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|s| pred(s))).await;
     match res {
         Ok(Ok(s)) => s.clone(),
         _ => panic!("timed out waiting for {what}; status {:?}", c.status()),
@@ -70,7 +70,7 @@ async fn wait_output(c: &Component, needle: &str) {
         .iter()
         .map(|r| String::from_utf8_lossy(&r.data).to_string())
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !text.contains(needle) {
         assert!(
             Instant::now() < deadline,
