@@ -135,6 +135,10 @@ fn instance_lifecycle_through_the_legacy_routes() {
     assert!(inst["uptime"].is_u64());
     assert!(inst["memory_mb"].as_f64().unwrap() > 0.0);
     assert_eq!(inst["services"][0]["status"], "running");
+    assert_eq!(
+        inst["state"], "running",
+        "the modern state beside the legacy status"
+    );
 
     let r = app.get(&format!("/instance/{id}/restart"));
     assert_eq!(r.status, 200, "{}", r.body);
