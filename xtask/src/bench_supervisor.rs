@@ -4,7 +4,8 @@
 use clap::Parser;
 use launcher_core::logs::{Event, LogConfig, Replay};
 use launcher_core::supervisor::{
-    Component, ComponentConfig, ProcessSpec, RestartMode, RestartPolicy, State, StopPolicy, spawn,
+    Component, ComponentConfig, ProcessSpec, Readiness, RestartMode, RestartPolicy, State,
+    StopPolicy, spawn,
 };
 use std::io::Read;
 use std::path::Path;
@@ -39,6 +40,8 @@ fn component(dir: &Path, argv: Vec<String>, log_file: Option<&Path>) -> anyhow::
             ..RestartPolicy::default()
         },
         stop: StopPolicy::default(),
+        ready: Readiness::default(),
+        restart_exit_code: None,
         log: LogConfig {
             file: log_file.map(Path::to_path_buf),
             ..LogConfig::default()

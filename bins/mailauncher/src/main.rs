@@ -154,6 +154,7 @@ fn supervisor_config(settings: &Settings) -> anyhow::Result<SupervisorConfig> {
     let mut cfg = SupervisorConfig::new(settings.logs_dir().join("instances"));
     cfg.stop.signal = settings.stop_signal()?;
     cfg.stop.grace = Duration::from_secs(s.stop_grace_secs);
+    cfg.ready_timeout = Duration::from_secs(s.ready_timeout_secs);
     cfg.restart.backoff_initial = Duration::from_secs(s.backoff_initial_secs);
     cfg.restart.backoff_max = Duration::from_secs(s.backoff_max_secs);
     cfg.restart.give_up = (s.give_up_crashes > 0).then(|| {

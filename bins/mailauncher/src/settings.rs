@@ -52,6 +52,7 @@ pub struct SupervisorSettings {
     pub backoff_max_secs: u64,
     pub give_up_crashes: u32,
     pub give_up_window_secs: u64,
+    pub ready_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -192,6 +193,10 @@ impl Settings {
             self.supervisor.backoff_initial_secs >= 1
                 && self.supervisor.backoff_max_secs >= self.supervisor.backoff_initial_secs,
             "supervisor.backoff_initial_secs must be >= 1 and <= supervisor.backoff_max_secs"
+        );
+        anyhow::ensure!(
+            self.supervisor.ready_timeout_secs >= 1,
+            "supervisor.ready_timeout_secs must be at least 1"
         );
         self.stop_signal()?;
         if self.security.require_token == TokenPolicy::Never && !self.loopback_bind() {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{App, Got, fake_adapter, fake_maibot, spawn_app, spawn_app_with};
+use common::{App, Got, fake_adapter, fake_maibot, listen_on, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 fn add_instance(app: &App, name: &str, port: u16, with_adapter: bool) -> String {
     let root = app.home.path().join("bots");
     let main = fake_maibot(&root, name);
+    listen_on(&main, port);
     let mut body = json!({
         "instance_name": name,
         "maibot_path": main,
@@ -25,6 +26,7 @@ fn add_instance(app: &App, name: &str, port: u16, with_adapter: bool) -> String 
     });
     if with_adapter {
         let ada = fake_adapter(&root, &format!("{name}-ada"));
+        listen_on(&ada, port + 95);
         body["adapter_path"] = json!(ada);
         body["install_services"] = json!([{
             "name": "napcat-ada", "path": ada, "port": port + 95, "run_cmd": "rm -rf / # never run"
@@ -133,6 +135,10 @@ fn instance_lifecycle_through_the_legacy_routes() {
     assert!(inst["uptime"].is_u64());
     assert!(inst["memory_mb"].as_f64().unwrap() > 0.0);
     assert_eq!(inst["services"][0]["status"], "running");
+    assert_eq!(
+        inst["state"], "running",
+        "the modern state beside the legacy status"
+    );
 
     let r = app.get(&format!("/instance/{id}/restart"));
     assert_eq!(r.status, 200, "{}", r.body);

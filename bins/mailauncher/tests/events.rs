@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{App, fake_maibot, spawn_app};
+use common::{App, fake_maibot, listen_on, spawn_app};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 fn add_instance(app: &App, name: &str, port: u16) -> String {
     let main = fake_maibot(&app.home.path().join("bots"), name);
+    listen_on(&main, port);
     let r = app.post(
         "/instances/add",
         &json!({"instance_name": name, "maibot_path": main, "port": port}),

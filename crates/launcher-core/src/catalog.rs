@@ -2,7 +2,8 @@
 //! installations; deleting instances without ever touching files the launcher did not create.
 
 use crate::error::CoreError;
-use crate::supervisor::{State, Status, Supervisor};
+
+use crate::supervisor::{InstanceState, Status, Supervisor};
 use crate::trash::{Trash, TrashEntry, TrashError};
 use maim_db::entity::launcher::{instance_components as comps, instances as insts};
 use maim_db::prelude::*;
@@ -35,8 +36,8 @@ pub struct InstanceInfo {
     pub row: insts::Model,
     /// Components in start order.
     pub components: Vec<ComponentInfo>,
-    /// Summary state over the components.
-    pub state: State,
+    /// Summary state over the components (`degraded` when some run and others failed).
+    pub state: InstanceState,
 }
 
 impl InstanceInfo {
@@ -288,10 +289,9 @@ impl Catalog {
             })
             .collect();
         components.sort_by_key(|c| self.supervisor.order_of(&c.kind));
-        let states: Vec<State> = components.iter().map(|c| c.status.state).collect();
         InstanceInfo {
             row: row.clone(),
-            state: crate::supervisor::summary(&states),
+            state: crate::supervisor::summary(components.iter().map(|c| &c.status)),
             components,
         }
     }

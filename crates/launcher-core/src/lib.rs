@@ -12,6 +12,7 @@ pub mod logs;
 pub mod maibot_db;
 pub mod metrics;
 pub mod paths;
+pub mod profile;
 pub mod supervisor;
 pub mod trash;
 

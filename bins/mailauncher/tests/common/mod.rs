@@ -345,26 +345,65 @@ impl Ws {
     }
 }
 
-/// A directory that looks like MaiBot: `bot.py` greets, then echoes every line it reads.
+/// Python shared by the fakes: `listen()` accepts connections on the port named in
+/// `fake_port` (see [`listen_on`]) in a background thread, as the real programs do once
+/// they are up (the launcher counts them ready only then). The port may be taken by a
+/// concurrent test run elsewhere on the machine: then someone answers on it already,
+/// which is all readiness needs, so a failed bind is ignored.
+const FAKE_LISTEN: &str = "import os, socket, threading
+def listen():
+    if not os.path.exists('fake_port'):
+        return
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind(('127.0.0.1', int(open('fake_port').read())))
+        s.listen(16)
+    except OSError as e:
+        print('fake: could not listen:', e, flush=True)
+        return
+    def serve():
+        while True:
+            c, _ = s.accept()
+            c.close()
+    threading.Thread(target=serve, daemon=True).start()
+";
+
+/// A directory that looks like MaiBot: `bot.py` greets with MaiBot's ready banner, listens
+/// on its port (when [`listen_on`] named one), then echoes every line it reads.
 pub fn fake_maibot(root: &Path, name: &str) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("bot.py"),
-        "import sys\nprint('maibot ready', flush=True)\nfor line in sys.stdin:\n    print('echo:' + line.strip(), flush=True)\n",
+        format!(
+            "{FAKE_LISTEN}import sys\nprint('maibot ready', flush=True)\n\
+             print('全部系统初始化完成，麦麦已成功唤醒', flush=True)\nlisten()\n\
+             for line in sys.stdin:\n    print('echo:' + line.strip(), flush=True)\n"
+        ),
     )
     .unwrap();
     dir
 }
 
-/// A directory that looks like the napcat adapter.
+/// A directory that looks like the napcat adapter (its ready line, then its port).
 pub fn fake_adapter(root: &Path, name: &str) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("main.py"),
-        "import time\nprint('adapter ready', flush=True)\nwhile True:\n    time.sleep(1)\n",
+        format!(
+            "{FAKE_LISTEN}import time\nprint('adapter ready', flush=True)\n\
+             print('✅ Adapter 启动成功! 监听: ws://127.0.0.1', flush=True)\nlisten()\n\
+             while True:\n    time.sleep(1)\n"
+        ),
     )
     .unwrap();
     dir
+}
+
+/// Makes the fake in `dir` listen on `port` (the port it is registered with).
+pub fn listen_on(dir: &Path, port: u16) {
+    std::fs::write(dir.join("fake_port"), port.to_string()).unwrap();
 }

@@ -46,7 +46,10 @@ pub(crate) struct InstanceView {
     id: String,
     instance_id: String,
     name: String,
+    /// The legacy vocabulary (no `degraded`: it reads `running` here).
     status: &'static str,
+    /// The full instance state, `degraded` included.
+    state: &'static str,
     desired_state: String,
     #[serde(rename = "installedAt")]
     installed_at: String,
@@ -118,7 +121,8 @@ pub(crate) fn instance_json(info: &InstanceInfo, state: &AppState) -> InstanceVi
         id: r.id.clone(),
         instance_id: r.id.clone(),
         name: r.name.clone(),
-        status: info.state.as_str(),
+        status: info.state.legacy_str(),
+        state: info.state.as_str(),
         desired_state: r.desired_state.clone(),
         installed_at: r.created_at.to_rfc3339(),
         created_at: r.created_at.to_rfc3339(),
@@ -191,7 +195,13 @@ pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, Api
 /// `GET /instances/stats`.
 pub(crate) async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let all = state.catalog.list().await?;
-    let count = |s: &str| all.iter().filter(|i| i.state.as_str() == s).count();
+    // Counted in the legacy vocabulary (a degraded instance is running there), plus how
+    // many of the running ones are degraded.
+    let count = |s: &str| all.iter().filter(|i| i.state.legacy_str() == s).count();
+    let degraded = all
+        .iter()
+        .filter(|i| i.state == launcher_core::supervisor::InstanceState::Degraded)
+        .count();
     Ok(HttpResponse::Ok().json(json!({
         "total": all.len(),
         "running": count("running"),
@@ -200,6 +210,7 @@ pub(crate) async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, Ap
         "stopping": count("stopping"),
         "backoff": count("backoff"),
         "failed": count("failed"),
+        "degraded": degraded,
     })))
 }
 
@@ -253,7 +264,7 @@ async fn legacy_power(
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "message": format!("instance {} {}", info.row.name, verb(action)),
-        "status": info.state.as_str(),
+        "status": info.state.legacy_str(),
         "instance": instance_json(&info, &state),
     })))
 }

@@ -11,10 +11,12 @@
 //! publishing, so "replay from N, then live" has neither gaps nor duplicates.
 
 mod file;
+mod plain;
 mod reader;
 
 pub use file::RotatingFile;
-pub use reader::spawn_reader;
+pub use plain::plain_line;
+pub use reader::{LineWatch, spawn_reader, spawn_reader_watching};
 
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
@@ -243,6 +245,18 @@ impl LogPipeline {
                     .trim_end_matches(['\r', '\n'])
                     .to_string()
             })
+            .collect()
+    }
+
+    /// The last `k` buffered records as plain text ([`plain_line`]: no ANSI escapes, carriage
+    /// returns applied), for failure reports read outside a terminal.
+    pub fn tail_plain(&self, k: usize) -> Vec<String> {
+        let st = self.lock();
+        let skip = st.ring.len().saturating_sub(k);
+        st.ring
+            .iter()
+            .skip(skip)
+            .map(|r| plain_line(&r.data))
             .collect()
     }
 

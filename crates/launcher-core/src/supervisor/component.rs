@@ -2,9 +2,10 @@
 
 use super::spawn::{ProcessSpec, spawn};
 use super::{
-    ExitInfo, Failure, RestartMode, RestartPolicy, State, Status, StopPolicy, SupervisorError,
+    ExitInfo, Failure, Readiness, RestartMode, RestartPolicy, State, Status, StopPolicy,
+    SupervisorError,
 };
-use crate::logs::{LogConfig, LogPipeline, spawn_reader};
+use crate::logs::{LineWatch, LogConfig, LogPipeline, spawn_reader_watching};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use portable_pty::{MasterPty, PtySize};
@@ -24,6 +25,11 @@ pub struct ComponentConfig {
     pub restart: RestartPolicy,
     /// Stop handling.
     pub stop: StopPolicy,
+    /// When a spawned process counts as `running`.
+    pub ready: Readiness,
+    /// An exit with this code after the process was ready is a restart it asked for: it
+    /// is started again at once and counted as a restart, not a crash.
+    pub restart_exit_code: Option<i32>,
     /// Output buffering and files.
     pub log: LogConfig,
     /// Quiet period after which a partial line (a prompt) is published.
@@ -39,6 +45,8 @@ enum Cmd {
     Kill(Reply),
     Input(Vec<u8>, Reply),
     Resize(u16, u16, Reply),
+    NotStarted(String, Reply),
+    Queue(Reply),
 }
 
 /// A handle to one component's actor. Cheap to clone.
@@ -56,6 +64,7 @@ impl Component {
         let (tx, rx) = mpsc::channel(256);
         let (status_tx, status) = watch::channel(Status::default());
         let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
         let actor = Actor {
             size: cfg.spec.size,
             cfg,
@@ -64,6 +73,8 @@ impl Component {
             st: Status::default(),
             run: None,
             exit_tx,
+            ready_tx,
+            ready_deadline: None,
             stop_waiters: Vec::new(),
             restart_waiters: Vec::new(),
             restart_pending: false,
@@ -72,7 +83,7 @@ impl Component {
             consecutive: 0,
             crashes: VecDeque::new(),
         };
-        tokio::spawn(actor.run(rx, exit_rx));
+        tokio::spawn(actor.run(rx, exit_rx, ready_rx));
         Ok(Self { tx, status, logs })
     }
 
@@ -116,6 +127,20 @@ impl Component {
         self.call(|r| Cmd::Resize(rows, cols, r)).await
     }
 
+    /// Marks a component without a process as `starting` with no pid: it will be started
+    /// once the component before it in the start order is ready. A no-op while a process
+    /// exists; a stop returns it to `stopped`.
+    pub async fn queue(&self) -> Result<(), SupervisorError> {
+        self.call(Cmd::Queue).await
+    }
+
+    /// Marks a component without a process as `failed` with `reason` (it was not started
+    /// because something it depends on failed); a no-op while a process exists. A user's
+    /// start clears it.
+    pub async fn not_started(&self, reason: String) -> Result<(), SupervisorError> {
+        self.call(|r| Cmd::NotStarted(reason, r)).await
+    }
+
     /// The current status.
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
@@ -137,6 +162,20 @@ struct Running {
     master: Box<dyn MasterPty + Send>,
     input: std::sync::mpsc::Sender<Vec<u8>>,
     started: Instant,
+    /// Whether it became ready (it reached `running`).
+    ready: bool,
+    /// The readiness probe, while starting.
+    probe: Option<tokio::task::AbortHandle>,
+    /// Set when the launcher ends the process on its own as a failure (the reason).
+    ending: Option<String>,
+}
+
+impl Running {
+    fn stop_probe(&mut self) {
+        if let Some(p) = self.probe.take() {
+            p.abort();
+        }
+    }
 }
 
 struct Exited {
@@ -153,6 +192,9 @@ struct Actor {
     st: Status,
     run: Option<Running>,
     exit_tx: mpsc::UnboundedSender<Exited>,
+    /// The probe reports "ready" with the pid it watched.
+    ready_tx: mpsc::UnboundedSender<u32>,
+    ready_deadline: Option<Instant>,
     stop_waiters: Vec<Reply>,
     restart_waiters: Vec<Reply>,
     restart_pending: bool,
@@ -174,11 +216,44 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
+/// Whether every port accepts a TCP connection on the loopback address.
+async fn ports_accept(ports: &[u16]) -> bool {
+    for &port in ports {
+        let connect = tokio::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port));
+        match tokio::time::timeout(Duration::from_secs(1), connect).await {
+            Ok(Ok(_)) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Waits for the ready line (when one is needed), then probes the ports until they all
+/// accept; reports `pid` as ready. Ends without a report when the line never comes (the
+/// drain drops the watch at end of output) and is aborted when the process goes.
+async fn probe_ready(
+    pid: u32,
+    line: Option<oneshot::Receiver<()>>,
+    ports: Vec<u16>,
+    ready: mpsc::UnboundedSender<u32>,
+) {
+    if let Some(line) = line
+        && line.await.is_err()
+    {
+        return;
+    }
+    while !ports_accept(&ports).await {
+        tokio::time::sleep(Readiness::PROBE_EVERY).await;
+    }
+    let _ = ready.send(pid);
+}
+
 impl Actor {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Cmd>,
         mut exits: mpsc::UnboundedReceiver<Exited>,
+        mut ready: mpsc::UnboundedReceiver<u32>,
     ) {
         loop {
             tokio::select! {
@@ -187,6 +262,11 @@ impl Actor {
                     None => break,
                 },
                 Some(exit) = exits.recv() => self.on_exit(exit),
+                Some(pid) = ready.recv() => self.on_ready(pid),
+                _ = sleep_until_opt(self.ready_deadline) => {
+                    self.ready_deadline = None;
+                    self.not_ready();
+                }
                 _ = sleep_until_opt(self.stop_deadline) => {
                     self.stop_deadline = None;
                     if let Some(r) = &self.run {
@@ -227,6 +307,10 @@ impl Actor {
             Cmd::Stop(reply) => self.request_stop(reply, self.cfg.stop.signal),
             Cmd::Kill(reply) => self.request_stop(reply, Signal::SIGKILL),
             Cmd::Restart(reply) => {
+                if let Some(r) = self.run.as_mut() {
+                    // A user's restart wins over the launcher ending it as a failure.
+                    r.ending = None;
+                }
                 if self.run.is_some() {
                     self.restart_pending = true;
                     self.restart_waiters.push(reply);
@@ -239,8 +323,10 @@ impl Actor {
                 }
             }
             Cmd::Input(bytes, reply) => {
+                // Starting too: a program may ask something (a confirmation prompt)
+                // before it is ready.
                 let res = match &self.run {
-                    Some(r) if self.st.state == State::Running => {
+                    Some(r) if matches!(self.st.state, State::Running | State::Starting) => {
                         r.input.send(bytes).map_err(|_| SupervisorError::NotRunning)
                     }
                     _ => Err(SupervisorError::NotRunning),
@@ -259,14 +345,96 @@ impl Actor {
                 }
                 let _ = reply.send(Ok(()));
             }
+            Cmd::Queue(reply) => {
+                if self.run.is_none() && self.st.state != State::Starting {
+                    self.backoff_until = None;
+                    self.st.state = State::Starting;
+                    self.st.failure = None;
+                    self.publish();
+                }
+                let _ = reply.send(Ok(()));
+            }
+            Cmd::NotStarted(reason, reply) => {
+                if self.run.is_none() {
+                    self.backoff_until = None;
+                    self.st.state = State::Failed;
+                    self.st.failure = Some(Failure {
+                        reason,
+                        last_lines: self.logs.tail_plain(50),
+                    });
+                    self.publish();
+                }
+                let _ = reply.send(Ok(()));
+            }
         }
     }
 
+    /// The probe saw the ready line and open ports of the current process.
+    fn on_ready(&mut self, pid: u32) {
+        let Some(r) = self.run.as_mut().filter(|r| r.pid == pid) else {
+            return;
+        };
+        r.probe = None;
+        if self.st.state != State::Starting {
+            return;
+        }
+        r.ready = true;
+        self.ready_deadline = None;
+        self.st.state = State::Running;
+        self.publish();
+        tracing::info!(component = %self.cfg.name, pid, "ready");
+    }
+
+    /// The ready timeout passed: say so in the component's own log and end the process as
+    /// a failure, which the restart policy then handles like a crash. Staying `starting`
+    /// forever would hide a MaiBot that hangs in its start-up behind a hopeful state.
+    fn not_ready(&mut self) {
+        let secs = self.cfg.ready.timeout.as_secs();
+        let Some(r) = self.run.as_mut() else { return };
+        if self.st.state != State::Starting {
+            return;
+        }
+        r.stop_probe();
+        let reason = format!("not ready after {secs} s");
+        r.ending = Some(reason.clone());
+        let line = format!(
+            "[mailauncher] {}: {reason} (waiting for {}); stopping it as a failure\r\n",
+            self.cfg.name,
+            self.waited_for()
+        );
+        self.logs.publish([line.into_bytes()]);
+        tracing::warn!(component = %self.cfg.name, "{reason}; stopping it as a failure");
+        self.begin_stop(self.cfg.stop.signal);
+    }
+
+    /// What readiness waits for, in words, e.g. `a line with "Adapter 启动成功" and port 8095`.
+    fn waited_for(&self) -> String {
+        let ready = &self.cfg.ready;
+        let mut parts = Vec::new();
+        if !ready.lines.is_empty() {
+            let lines: Vec<String> = ready.lines.iter().map(|l| format!("{l:?}")).collect();
+            parts.push(format!("a line with {}", lines.join(" or ")));
+        }
+        if !ready.ports.is_empty() {
+            let ports: Vec<String> = ready.ports.iter().map(|p| p.to_string()).collect();
+            parts.push(format!("port {} to accept connections", ports.join(", ")));
+        }
+        parts.join(" and ")
+    }
+
     fn request_stop(&mut self, reply: Reply, sig: Signal) {
+        if let Some(r) = self.run.as_mut() {
+            // A user's stop wins over the launcher ending it as a failure.
+            r.ending = None;
+        }
         if self.run.is_none() {
-            // Nothing to stop; a pending restart or a failure is cleared by a user's stop.
+            // Nothing to stop; a pending restart, a queued start or a failure is cleared by
+            // a user's stop.
             self.backoff_until = None;
-            if matches!(self.st.state, State::Backoff | State::Failed) {
+            if matches!(
+                self.st.state,
+                State::Backoff | State::Failed | State::Starting
+            ) {
                 self.st.state = State::Stopped;
                 self.publish();
             }
@@ -278,7 +446,9 @@ impl Actor {
     }
 
     fn begin_stop(&mut self, sig: Signal) {
-        let Some(r) = &self.run else { return };
+        let Some(r) = self.run.as_mut() else { return };
+        r.stop_probe();
+        self.ready_deadline = None;
         signal_group(r.pid, sig);
         self.stop_deadline = if sig == Signal::SIGKILL {
             None
@@ -304,18 +474,30 @@ impl Actor {
                 self.st.state = State::Failed;
                 self.st.failure = Some(Failure {
                     reason: reason.clone(),
-                    last_lines: self.logs.tail_text(50),
+                    last_lines: self.logs.tail_plain(50),
                 });
                 self.publish();
                 return Err(SupervisorError::Spawn(reason));
             }
         };
         let pid = spawned.pid;
-        let drain = spawn_reader(
+        let immediate = self.cfg.ready.immediate();
+        // The ready line is looked for on the drain's line path, and only until it is seen.
+        let (watch, line_rx) = if self.cfg.ready.lines.is_empty() {
+            (None, None)
+        } else {
+            let (tx, rx) = oneshot::channel();
+            let watch = LineWatch::new(self.cfg.ready.lines.clone(), move || {
+                let _ = tx.send(());
+            });
+            (Some(watch), Some(rx))
+        };
+        let drain = spawn_reader_watching(
             spawned.reader,
             self.logs.clone(),
             self.cfg.flush_after,
             &self.cfg.name,
+            watch,
         );
         let (input_tx, input_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let mut writer = spawned.writer;
@@ -365,13 +547,30 @@ impl Actor {
         if waiter.is_err() {
             signal_group(pid, Signal::SIGKILL);
         }
+        let probe = (!immediate).then(|| {
+            self.ready_deadline = Some(Instant::now() + self.cfg.ready.timeout);
+            tokio::spawn(probe_ready(
+                pid,
+                line_rx,
+                self.cfg.ready.ports.clone(),
+                self.ready_tx.clone(),
+            ))
+            .abort_handle()
+        });
         self.run = Some(Running {
             pid,
             master: spawned.master,
             input: input_tx,
             started: Instant::now(),
+            ready: immediate,
+            probe,
+            ending: None,
         });
-        self.st.state = State::Running;
+        self.st.state = if immediate {
+            State::Running
+        } else {
+            State::Starting
+        };
         self.st.pid = Some(pid);
         self.st.start_count += 1;
         self.st.started_at = Some(chrono::Utc::now());
@@ -381,16 +580,33 @@ impl Actor {
     }
 
     fn on_exit(&mut self, exit: Exited) {
-        let Some(run) = self.run.take_if(|r| r.pid == exit.pid) else {
+        let Some(mut run) = self.run.take_if(|r| r.pid == exit.pid) else {
             return;
         };
+        run.stop_probe();
+        self.ready_deadline = None;
         let ran = run.started.elapsed();
-        let requested = self.st.state == State::Stopping;
+        let ending = run.ending.take();
+        // Its own restart request, once it was up: the launcher does what MaiBot's runner
+        // would. Before ready it is a crash, so a program that exits so at once cannot
+        // loop without the backoff and give-up.
+        let asked_restart = ending.is_none()
+            && run.ready
+            && self.st.state != State::Stopping
+            && exit.signal.is_none()
+            && exit.code.is_some()
+            && exit.code == self.cfg.restart_exit_code;
+        let requested = (self.st.state == State::Stopping && ending.is_none()) || asked_restart;
         let info = ExitInfo {
             code: exit.code,
             signal: exit.signal,
             at: chrono::Utc::now(),
             requested,
+            reason: if asked_restart {
+                Some("restart requested by the program".into())
+            } else {
+                ending
+            },
         };
         self.st.total_runtime += ran;
         self.st.pid = None;
@@ -399,6 +615,11 @@ impl Actor {
         tracing::info!(component = %self.cfg.name, pid = exit.pid, how = %info.describe(), requested, "exited");
         self.st.last_exit = Some(info.clone());
 
+        if asked_restart {
+            self.st.restart_count += 1;
+            let _ = self.start_process();
+            return;
+        }
         if requested {
             self.st.state = State::Stopped;
             self.publish();
@@ -414,27 +635,25 @@ impl Actor {
             return;
         }
 
-        // A crash: it exited without passing through `stopping`.
+        // A crash: it exited without passing through `stopping`. Ended by the launcher as
+        // a failure (not ready in time) is a failure even when it then exits cleanly.
         self.st.crash_count += 1;
+        let clean = info.success() && info.reason.is_none();
         let policy: &RestartPolicy = &self.cfg.restart;
         if ran >= policy.reset_after {
             self.consecutive = 0;
         }
         let restart = match policy.mode {
             RestartMode::Never => false,
-            RestartMode::OnFailure => !info.success(),
+            RestartMode::OnFailure => !clean,
             RestartMode::Always => true,
         };
         if !restart {
-            self.st.state = if info.success() {
-                State::Stopped
-            } else {
-                State::Failed
-            };
-            if !info.success() {
+            self.st.state = if clean { State::Stopped } else { State::Failed };
+            if !clean {
                 self.st.failure = Some(Failure {
                     reason: info.describe(),
-                    last_lines: self.logs.tail_text(50),
+                    last_lines: self.logs.tail_plain(50),
                 });
             }
             self.publish();
@@ -459,7 +678,7 @@ impl Actor {
                         window.as_secs(),
                         info.describe()
                     ),
-                    last_lines: self.logs.tail_text(50),
+                    last_lines: self.logs.tail_plain(50),
                 });
                 self.publish();
                 return;

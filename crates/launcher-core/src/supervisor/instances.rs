@@ -2,11 +2,12 @@
 //! through maim-db, and boot reconciliation.
 
 use super::{
-    Component, ComponentConfig, ProcessSpec, RestartMode, RestartPolicy, State, Status, StopPolicy,
-    procfs,
+    Component, ComponentConfig, InstanceState, Readiness, RestartMode, RestartPolicy, State,
+    Status, StopPolicy, procfs,
 };
 use crate::error::CoreError;
 use crate::logs::LogConfig;
+use crate::profile::profile_for;
 use maim_db::entity::launcher::{
     instance_components as comps, instance_runs as runs, instances as insts,
 };
@@ -28,8 +29,14 @@ pub struct SupervisorConfig {
     pub logs_dir: PathBuf,
     /// Component kinds in start order; stop runs in reverse. Unlisted kinds start last.
     pub start_order: Vec<String>,
-    /// Stop signal and grace period.
+    /// Stop signal and grace period of components whose profile has none of its own
+    /// (MaiBot and the adapter are always stopped with SIGINT and their own grace).
     pub stop: StopPolicy,
+    /// How long a component may take from spawn to ready (its profile's ready line and
+    /// open ports) before it is ended as a failure for its restart policy. The next
+    /// component in the start order waits for it, so this also bounds each attempt that
+    /// wait lasts through.
+    pub ready_timeout: Duration,
     /// Backoff and give-up; the mode comes from each instance's `restart_policy`.
     pub restart: RestartPolicy,
     /// Ring and file limits for each component.
@@ -45,6 +52,7 @@ impl SupervisorConfig {
             logs_dir: logs_dir.into(),
             start_order: vec!["main".into(), "napcat-ada".into(), "napcat".into()],
             stop: StopPolicy::default(),
+            ready_timeout: Duration::from_secs(120),
             restart: RestartPolicy::default(),
             log: LogConfig::default(),
             flush_after: Duration::from_millis(50),
@@ -67,6 +75,20 @@ pub struct ReconcileReport {
 
 struct Instance {
     components: Vec<(String, Component)>,
+    /// Moves with every power action on the instance. The task that starts the later
+    /// components in order holds the value it was started under and starts nothing once
+    /// it moved; a start it does runs under this lock, so a stop cannot slip between its
+    /// check and its start.
+    epoch: Mutex<u64>,
+}
+
+impl Instance {
+    /// Ends any start sequence in flight; returns the new epoch.
+    async fn new_epoch(&self) -> u64 {
+        let mut e = self.epoch.lock().await;
+        *e += 1;
+        *e
+    }
 }
 
 /// A component changed state (or statistics), as live subscribers see it.
@@ -79,7 +101,7 @@ pub struct StateChange {
     /// The component's new status.
     pub status: Status,
     /// The instance's summary state after the change.
-    pub instance_state: State,
+    pub instance_state: InstanceState,
 }
 
 /// Counts writes to the instance and component rows and changes of live component status,
@@ -126,21 +148,40 @@ fn restart_mode(policy: &str) -> RestartMode {
     }
 }
 
-/// The instance-level state over its components' states.
-pub(crate) fn summary(states: &[State]) -> State {
-    let any = |s: State| states.contains(&s);
-    if states.is_empty() || states.iter().all(|s| *s == State::Stopped) {
-        State::Stopped
-    } else if any(State::Failed) {
-        State::Failed
-    } else if any(State::Stopping) {
-        State::Stopping
-    } else if any(State::Starting) {
-        State::Starting
-    } else if any(State::Backoff) {
-        State::Backoff
+/// The instance-level state over its components' statuses (components without a status
+/// yet count as stopped). A transition in progress (stopping, starting, backoff) shows
+/// first; then `degraded` when something runs while another component failed or stopped
+/// without being asked to; `failed` when something failed and nothing runs.
+pub fn summary<'a>(statuses: impl IntoIterator<Item = &'a Status>) -> InstanceState {
+    let (mut stopping, mut starting, mut backoff, mut running, mut failed, mut broken) =
+        (false, false, false, false, false, false);
+    for s in statuses {
+        match s.state {
+            State::Stopped => {
+                // Exited on its own without a restart (e.g. code 0 under on-failure).
+                broken |= s.last_exit.as_ref().is_some_and(|e| !e.requested);
+            }
+            State::Stopping => stopping = true,
+            State::Starting => starting = true,
+            State::Backoff => backoff = true,
+            State::Running => running = true,
+            State::Failed => failed = true,
+        }
+    }
+    if stopping {
+        InstanceState::Stopping
+    } else if starting {
+        InstanceState::Starting
+    } else if backoff {
+        InstanceState::Backoff
+    } else if running && (failed || broken) {
+        InstanceState::Degraded
+    } else if running {
+        InstanceState::Running
+    } else if failed {
+        InstanceState::Failed
     } else {
-        State::Running
+        InstanceState::Stopped
     }
 }
 
@@ -219,8 +260,14 @@ impl Supervisor {
                         .collect()
                 })
                 .unwrap_or_default();
-            let mut spec = ProcessSpec::new(argv, &c.path);
-            spec.env = env;
+            let profile = profile_for(&c.kind, std::path::Path::new(&c.path));
+            let spec = profile.spec(argv, &c.path, env);
+            let ports: Vec<u16> = c
+                .port
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|_| profile.wait_ports)
+                .into_iter()
+                .collect();
             let mut log = self.cfg.log.clone();
             log.file = Some(self.cfg.logs_dir.join(id).join(format!("{}.log", c.kind)));
             let component = Component::new(ComponentConfig {
@@ -230,7 +277,17 @@ impl Supervisor {
                     mode: restart_mode(&row.restart_policy),
                     ..self.cfg.restart.clone()
                 },
-                stop: self.cfg.stop,
+                stop: profile.stop.unwrap_or(self.cfg.stop),
+                ready: Readiness {
+                    lines: profile
+                        .ready_lines
+                        .iter()
+                        .map(|l| (*l).to_owned())
+                        .collect(),
+                    ports,
+                    timeout: self.cfg.ready_timeout,
+                },
+                restart_exit_code: profile.restart_exit_code,
                 log,
                 flush_after: self.cfg.flush_after,
             })?;
@@ -240,6 +297,7 @@ impl Supervisor {
                 events_tx.clone(),
                 self.rows.clone(),
             );
+            tracing::debug!(instance = id, component = %c.kind, profile = profile.name, "component loaded");
             components.push((c.kind.clone(), component));
         }
         // The instance's start count and runtime follow its first component (MaiBot core);
@@ -248,7 +306,10 @@ impl Supervisor {
             .first()
             .map(|(k, _)| k.clone())
             .unwrap_or_default();
-        let inst = Arc::new(Instance { components });
+        let inst = Arc::new(Instance {
+            components,
+            epoch: Mutex::new(0),
+        });
         tokio::spawn(record(
             Recorder {
                 db: self.db.clone(),
@@ -258,7 +319,6 @@ impl Supervisor {
             },
             id.to_owned(),
             primary,
-            inst.components.len(),
             events_rx,
         ));
         map.insert(id.to_owned(), inst.clone());
@@ -278,44 +338,45 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Starts every component in order and records the desired state `running`.
+    /// Records the desired state `running` and starts the components in order: the first
+    /// now (its spawn error is returned), each next one in the background once the one
+    /// before it is ready (`running`). When one fails or stops instead, the later ones are
+    /// not started and are marked `failed` with the reason. Returns after the first spawn:
+    /// readiness can take minutes, which no request should wait for.
     pub async fn start(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
         let inst = self.instance(id).await?;
         self.set_desired(id, "running").await?;
-        for (_, c) in &inst.components {
-            c.start().await?;
-        }
-        Ok(())
+        start_in_order(&inst).await
     }
 
     /// Stops every component in reverse order (each confirmed reaped) and records the
-    /// desired state `stopped`.
+    /// desired state `stopped`; a start sequence in flight starts nothing more.
     pub async fn stop(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
         let inst = self.instance(id).await?;
         self.set_desired(id, "stopped").await?;
+        inst.new_epoch().await;
         for (_, c) in inst.components.iter().rev() {
             c.stop().await?;
         }
         Ok(())
     }
 
-    /// A confirmed stop of every component, then a start in order.
+    /// A confirmed stop of every component, then a start in order as [`Supervisor::start`].
     pub async fn restart(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
         let inst = self.instance(id).await?;
         self.set_desired(id, "running").await?;
+        inst.new_epoch().await;
         for (_, c) in inst.components.iter().rev() {
             c.stop().await?;
         }
-        for (_, c) in &inst.components {
-            c.start().await?;
-        }
-        Ok(())
+        start_in_order(&inst).await
     }
 
     /// SIGKILL to every component's process group.
     pub async fn kill(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
         let inst = self.instance(id).await?;
         self.set_desired(id, "stopped").await?;
+        inst.new_epoch().await;
         for (_, c) in &inst.components {
             c.kill().await?;
         }
@@ -389,6 +450,7 @@ impl Supervisor {
     pub async fn forget(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
         let inst = self.instances.lock().await.remove(id);
         if let Some(inst) = inst {
+            inst.new_epoch().await;
             for (_, c) in inst.components.iter().rev() {
                 c.stop().await?;
             }
@@ -401,6 +463,7 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         let all: Vec<Arc<Instance>> = self.instances.lock().await.values().cloned().collect();
         for inst in all {
+            inst.new_epoch().await;
             for (_, c) in inst.components.iter().rev() {
                 let _ = c.stop().await;
             }
@@ -426,7 +489,11 @@ impl Supervisor {
                 && procfs::start_time(pid).is_some()
                 && procfs::start_time(pid) == c.pid_start_time;
             if ours {
-                terminate_orphan(pid, self.cfg.stop).await;
+                // Stopped as its kind wants (MaiBot: SIGINT, its graceful shutdown).
+                let stop = profile_for(&c.kind, std::path::Path::new(&c.path))
+                    .stop
+                    .unwrap_or(self.cfg.stop);
+                terminate_orphan(pid, stop).await;
                 report.orphans_terminated.push(pid);
             } else if pid > 0 {
                 report.stale_pids.push(pid);
@@ -509,6 +576,82 @@ pub fn derived_argv(kind: &str, dir: &std::path::Path) -> Result<Vec<String>, Co
     Ok(vec![python_for(dir), entry.to_owned()])
 }
 
+/// Starts the first component now and the others in order behind it (see
+/// [`Supervisor::start`]).
+async fn start_in_order(inst: &Arc<Instance>) -> Result<(), CoreError> {
+    let epoch = inst.new_epoch().await;
+    let Some(((first_kind, first), rest)) = inst.components.split_first() else {
+        return Ok(());
+    };
+    if let Err(e) = first.start().await {
+        let reason = format!("not started: {first_kind} could not start");
+        for (_, c) in rest {
+            let _ = c.not_started(reason.clone()).await;
+        }
+        return Err(e.into());
+    }
+    if !rest.is_empty() {
+        // The later ones read `starting` while they wait, so the instance does not look
+        // up and running in between.
+        for (_, c) in rest {
+            c.queue().await?;
+        }
+        tokio::spawn(start_rest(inst.clone(), epoch));
+    }
+    Ok(())
+}
+
+/// The background part of the start order: each component after the first once the one
+/// before it is ready. Ends quietly when another power action moved the epoch.
+async fn start_rest(inst: Arc<Instance>, epoch: u64) {
+    for i in 1..inst.components.len() {
+        let (prev_kind, prev) = &inst.components[i - 1];
+        let outcome = until_ready(prev).await;
+        let current = inst.epoch.lock().await;
+        if *current != epoch {
+            return;
+        }
+        if let Err(why) = outcome {
+            let reason = format!("not started: {prev_kind} did not become ready ({why})");
+            for (kind, c) in &inst.components[i..] {
+                tracing::warn!(component = %kind, "{reason}");
+                let _ = c.not_started(reason.clone()).await;
+            }
+            return;
+        }
+        // Under the epoch lock: a stop arriving now waits until this start is queued, and
+        // then stops it.
+        let (kind, next) = &inst.components[i];
+        if let Err(e) = next.start().await {
+            tracing::warn!(component = %kind, error = %e, "could not start");
+        }
+    }
+}
+
+/// Waits until `c` is `running`; its failing or stopping instead is the error (with the
+/// reason). Starting, stopping and backoff are passed through: the component's own ready
+/// timeout and restart policy decide how those end.
+async fn until_ready(c: &Component) -> Result<(), String> {
+    let mut rx = c.watch();
+    let seen = rx
+        .wait_for(|s| matches!(s.state, State::Running | State::Failed | State::Stopped))
+        .await
+        .map_err(|_| "its supervisor has stopped".to_owned())?;
+    match seen.state {
+        State::Running => Ok(()),
+        State::Failed => Err(seen
+            .failure
+            .as_ref()
+            .map(|f| format!("failed: {}", f.reason))
+            .unwrap_or_else(|| "failed".into())),
+        _ => Err(seen
+            .last_exit
+            .as_ref()
+            .map(|e| format!("stopped: {}", e.describe()))
+            .unwrap_or_else(|| "stopped".into())),
+    }
+}
+
 async fn terminate_orphan(pid: u32, stop: StopPolicy) {
     let group = Pid::from_raw(pid as i32);
     let _ = killpg(group, stop.signal);
@@ -554,7 +697,6 @@ async fn record(
     rec: Recorder,
     id: String,
     primary: String,
-    n: usize,
     mut rx: mpsc::UnboundedReceiver<(String, Status)>,
 ) {
     let mut last: HashMap<String, Status> = HashMap::new();
@@ -567,18 +709,17 @@ async fn record(
             prev: &prev,
             now: &s,
         };
-        if let Err(e) = persist(&rec.db, &rec.tenant, ev, &last, n).await {
+        if let Err(e) = persist(&rec.db, &rec.tenant, ev, &last).await {
             tracing::error!(instance = %id, component = %kind, error = %e, "could not record component state");
         }
         rec.rows.bump();
-        let mut states: Vec<State> = last.values().map(|st| st.state).collect();
-        states.resize(n.max(states.len()), State::Stopped);
         // No subscriber is not an error.
         let _ = rec.changes.send(StateChange {
             instance: id.clone(),
             component: kind,
             status: s,
-            instance_state: summary(&states),
+            // Components without an event yet are stopped, as `summary` counts them.
+            instance_state: summary(last.values()),
         });
     }
 }
@@ -596,7 +737,6 @@ async fn persist(
     tenant: &TenantScope,
     ch: Change<'_>,
     all: &HashMap<String, Status>,
-    n: usize,
 ) -> Result<(), maim_db::DbError> {
     let (id, kind, prev, s) = (ch.id, ch.kind, ch.prev, ch.now);
     let insts_t = db.table::<insts::Entity>();
@@ -618,11 +758,7 @@ async fn persist(
         am.last_exit_code = Set(exit.code);
         am.last_exit_signal = Set(exit.signal);
         am.last_exit_at = Set(Some(exit.at));
-        am.last_exit_reason = Set(Some(if exit.requested {
-            "stopped".into()
-        } else {
-            exit.describe()
-        }));
+        am.last_exit_reason = Set(Some(exit_reason(&exit)));
         if !exit.requested {
             am.crash_count = Set(inst.crash_count + 1);
         }
@@ -630,11 +766,7 @@ async fn persist(
             stopped_at: Set(Some(exit.at)),
             exit_code: Set(exit.code),
             exit_signal: Set(exit.signal),
-            reason: Set(Some(if exit.requested {
-                "stopped".into()
-            } else {
-                exit.describe()
-            })),
+            reason: Set(Some(exit_reason(&exit))),
             ..Default::default()
         };
         let open = Filter::eq(runs::Column::InstanceId, id.to_owned())
@@ -656,9 +788,7 @@ async fn persist(
         };
         runs_t.insert(tenant, run).await?;
     }
-    let mut states: Vec<State> = all.values().map(|st| st.state).collect();
-    states.resize(n.max(states.len()), State::Stopped);
-    am.observed_state = Set(summary(&states).as_str().to_owned());
+    am.observed_state = Set(summary(all.values()).as_str().to_owned());
     insts_t.update(tenant, id.to_owned(), am).await?;
     let comp = comps::ActiveModel {
         observed_state: Set(s.state.as_str().to_owned()),
@@ -670,4 +800,14 @@ async fn persist(
         .and(Filter::eq(comps::Column::Kind, kind.to_owned()));
     comps_t.update_where(tenant, this, comp).await?;
     Ok(())
+}
+
+/// The recorded reason of an exit: "stopped" for a stop, the program's own restart request
+/// as such, else what happened.
+fn exit_reason(exit: &super::ExitInfo) -> String {
+    match (&exit.reason, exit.requested) {
+        (Some(r), true) => r.clone(),
+        (None, true) => "stopped".into(),
+        (_, false) => exit.describe(),
+    }
 }

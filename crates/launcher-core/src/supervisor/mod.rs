@@ -7,9 +7,8 @@ pub mod procfs;
 pub mod spawn;
 
 pub use component::{Component, ComponentConfig};
-pub(crate) use instances::summary;
 pub use instances::{
-    ReconcileReport, StateChange, Supervisor, SupervisorConfig, derived_argv, python_for,
+    ReconcileReport, StateChange, Supervisor, SupervisorConfig, derived_argv, python_for, summary,
 };
 /// Re-exported so configuration can name stop signals.
 pub use nix::sys::signal::Signal;
@@ -23,9 +22,11 @@ use std::time::Duration;
 pub enum State {
     /// No process, none wanted.
     Stopped,
-    /// A process is being started.
+    /// A process was spawned and is not ready yet (its ready line and ports, see
+    /// [`Readiness`]), or, without a pid, it waits for the component before it in the
+    /// start order to be ready.
     Starting,
-    /// The process is alive.
+    /// The process is alive and ready.
     Running,
     /// Asked to stop; waiting for it to exit (then SIGKILL after the grace period).
     Stopping,
@@ -45,6 +46,85 @@ impl State {
             State::Stopping => "stopping",
             State::Backoff => "backoff",
             State::Failed => "failed",
+        }
+    }
+}
+
+/// The state of an instance, summarised over its components' statuses by [`summary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    /// Nothing runs.
+    Stopped,
+    /// A component is starting (or waiting for the one before it).
+    Starting,
+    /// Every component that should run is running.
+    Running,
+    /// Some components run while others failed or stopped on their own, e.g. MaiBot runs
+    /// but its adapter gave up.
+    Degraded,
+    /// A component is stopping.
+    Stopping,
+    /// A component crashed and waits for its restart.
+    Backoff,
+    /// Components failed and none runs.
+    Failed,
+}
+
+impl InstanceState {
+    /// The machine word used by the modern API, on the event bus and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Stopped => "stopped",
+            InstanceState::Starting => "starting",
+            InstanceState::Running => "running",
+            InstanceState::Degraded => "degraded",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Backoff => "backoff",
+            InstanceState::Failed => "failed",
+        }
+    }
+
+    /// The word in the legacy frontend's vocabulary, which has no `degraded`: an instance
+    /// whose MaiBot answers is closest to `running` there.
+    pub fn legacy_str(self) -> &'static str {
+        match self {
+            InstanceState::Degraded => "running",
+            other => other.as_str(),
+        }
+    }
+}
+
+/// When a spawned component counts as ready (state `running`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// An output line containing one of these (ANSI escapes removed) must be seen; empty:
+    /// none is needed.
+    pub lines: Vec<String>,
+    /// Each of these ports must accept a TCP connection on 127.0.0.1 (probed every
+    /// [`Readiness::PROBE_EVERY`] once the line was seen, only while starting).
+    pub ports: Vec<u16>,
+    /// Not ready by then: a warning goes into its log and the process is ended as a
+    /// failure ("not ready after N s"), which the restart policy handles like a crash.
+    pub timeout: Duration,
+}
+
+impl Readiness {
+    /// Interval of the port probe.
+    pub const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+    /// Whether there is nothing to wait for (ready when spawned).
+    pub fn immediate(&self) -> bool {
+        self.lines.is_empty() && self.ports.is_empty()
+    }
+}
+
+impl Default for Readiness {
+    /// Ready when spawned.
+    fn default() -> Self {
+        Self {
+            lines: Vec::new(),
+            ports: Vec::new(),
+            timeout: Duration::from_secs(120),
         }
     }
 }
@@ -88,7 +168,7 @@ impl Default for RestartPolicy {
 }
 
 /// How a component is stopped.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StopPolicy {
     /// Signal sent to the whole process group first (default SIGINT, as Ctrl-C).
     pub signal: nix::sys::signal::Signal,
@@ -116,6 +196,8 @@ pub struct ExitInfo {
     pub at: DateTime<Utc>,
     /// Whether the exit was asked for (stop, restart, kill) rather than a crash.
     pub requested: bool,
+    /// Why the launcher ended the process on its own, e.g. "not ready after 120 s".
+    pub reason: Option<String>,
 }
 
 impl ExitInfo {
@@ -124,8 +206,17 @@ impl ExitInfo {
         self.code == Some(0) && self.signal.is_none()
     }
 
-    /// "exited with code 3", "killed by signal 9 (SIGKILL)".
+    /// "exited with code 3", "killed by signal 9 (SIGKILL)", "not ready after 120 s
+    /// (killed by signal 2 (SIGINT))".
     pub fn describe(&self) -> String {
+        let how = self.how();
+        match &self.reason {
+            Some(r) => format!("{r} ({how})"),
+            None => how,
+        }
+    }
+
+    fn how(&self) -> String {
         match (self.code, self.signal) {
             (_, Some(s)) => {
                 let name = nix::sys::signal::Signal::try_from(s)
@@ -144,7 +235,8 @@ impl ExitInfo {
 pub struct Failure {
     /// What happened, e.g. "crashed 5 times within 600 s; last: exited with code 1".
     pub reason: String,
-    /// The last lines of its output.
+    /// The last lines of its output as plain text (no ANSI escapes, carriage returns
+    /// applied); the terminal keeps the raw bytes.
     pub last_lines: Vec<String>,
 }
 
@@ -159,7 +251,7 @@ pub struct Status {
     pub start_count: u64,
     /// Exits that were not asked for.
     pub crash_count: u64,
-    /// Automatic restarts after a crash.
+    /// Automatic restarts: after a crash, or asked for by the program's restart exit code.
     pub restart_count: u64,
     /// When the live process started.
     pub started_at: Option<DateTime<Utc>>,
@@ -167,7 +259,7 @@ pub struct Status {
     pub total_runtime: Duration,
     /// How the last process ended.
     pub last_exit: Option<ExitInfo>,
-    /// Why it is `failed`.
+    /// Why it is `failed` (or not started).
     pub failure: Option<Failure>,
 }
 

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 /// Environment variables never passed to a child: the launcher's own secrets and settings.
+/// Profiles add their own names to this (MaiBot: `HOST`, `PORT`, …).
 pub const ENV_DENY_LIST: &[&str] = &["MAILAUNCHER_", "MAIM_API_KEY_PEPPER", "DATABASE_URL"];
 
 /// What to run and how.
@@ -16,7 +17,8 @@ pub struct ProcessSpec {
     pub argv: Vec<String>,
     /// Working directory.
     pub cwd: PathBuf,
-    /// Variables to add or override.
+    /// Variables to add or override, applied in order after `env_remove` (a later entry
+    /// wins; see `profile::Profile::spec` for how a component's list is built).
     pub env: Vec<(String, String)>,
     /// Inherited variables to drop (exact names, or prefixes ending in `_`).
     pub env_remove: Vec<String>,
