@@ -648,6 +648,14 @@ fn openapi_documents_every_route_and_the_docs_page_is_served() {
         .read_to_string()
         .unwrap();
     assert!(page.to_lowercase().contains("swagger"), "{page}");
+    // `/docs` without the slash is redirected there (ureq follows redirects).
+    let bare = ureq::get(&format!("http://127.0.0.1:{}/docs", app.port))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(bare.to_lowercase().contains("swagger"), "{bare}");
     let index = ureq::get(&format!("http://127.0.0.1:{}/", app.port))
         .call()
         .unwrap()

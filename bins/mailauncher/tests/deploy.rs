@@ -102,10 +102,14 @@ fn wizard_deploy_to_success_then_delete_removes_only_owned_files() {
     let r = app.post("/deploy/deploy", &body);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["success"], true);
-    let job = r.body["instance_id"].as_str().unwrap().to_owned();
+    // The legacy answer's instance_id is the id the instance will have (as the original
+    // backend's); install-status answers to it and to the job id alike.
+    let announced = r.body["instance_id"].as_str().unwrap().to_owned();
+    let job = r.body["job_id"].as_str().unwrap().to_owned();
+    assert_ne!(announced, job);
 
     let mut last_progress = 0;
-    let done = poll(&app, &job, |b| {
+    let done = poll(&app, &announced, |b| {
         let p = b["progress"].as_u64().unwrap();
         assert!(p >= last_progress.min(p), "progress went backwards");
         b["status"] == "completed" || b["status"] == "failed"
@@ -138,17 +142,35 @@ fn wizard_deploy_to_success_then_delete_removes_only_owned_files() {
         assert_eq!(m["stream"], format!("job:{job}"));
         match m["type"].as_str().unwrap() {
             "job.log" => log_seqs.push(m["data"]["seq"].as_u64().unwrap()),
-            "job.progress" => progress.push(m["data"]["progress"].as_u64().unwrap()),
+            "job.progress" => progress.push((
+                m["data"]["phase"].as_str().unwrap().to_owned(),
+                m["data"]["progress"].as_u64().unwrap(),
+            )),
             _ => {}
         }
         m["type"] == "job.finished"
     });
     assert_eq!(finished["data"]["status"], "succeeded");
+    assert!(finished["data"]["error"].is_null());
+    // `since` pages: only what came after, and the cumulative view says nothing was cut.
+    assert_eq!(done["logs_omitted"], 0);
+    let by_job = app.get(&format!("/deploy/install-status/{job}?since=3"));
+    assert_eq!(by_job.status, 200, "{}", by_job.body);
+    let after = by_job.body["logs"].as_array().unwrap();
+    assert_eq!(after.len(), logs.len() - 3);
+    assert_eq!(after[0]["seq"], 4);
+    assert_eq!(by_job.body["next_since"], logs.len() as u64);
+    // Progress events carry changes only (of the phase or of the figure).
+    assert!(progress.windows(2).all(|w| w[0] != w[1]), "{progress:?}");
     assert_eq!(log_seqs, (1..=log_seqs.len() as u64).collect::<Vec<_>>());
     assert!(log_seqs.len() >= logs.len().saturating_sub(1));
-    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0].1 <= w[1].1),
+        "{progress:?}"
+    );
 
     let iid = done["instance_id"].as_str().unwrap().to_owned();
+    assert_eq!(iid, announced, "the deployed instance has the announced id");
     let inst = app.wait_instance(&iid, "registered", |i| !i.is_null());
     assert_eq!(inst["port"], port);
     assert_eq!(inst["owned"], true);
@@ -214,13 +236,13 @@ fn queued_job_cancel_and_daemon_crash_mid_job() {
         &wizard_body(&app, "slow", free_port(), free_port()),
     );
     assert_eq!(first.status, 200, "{}", first.body);
-    let first = first.body["instance_id"].as_str().unwrap().to_owned();
+    let first = first.body["job_id"].as_str().unwrap().to_owned();
     // One slot: the second job waits queued and can be canceled deterministically.
     let second = app.post(
         "/deploy/deploy",
         &wizard_body(&app, "queued", free_port(), free_port()),
     );
-    let second = second.body["instance_id"].as_str().unwrap().to_owned();
+    let second = second.body["job_id"].as_str().unwrap().to_owned();
     let r = app.post(&format!("/jobs/{second}/cancel"), &json!({}));
     assert_eq!(r.status, 202, "{}", r.body);
     let j = poll(&app, &second, |b| b["job_status"] != "queued");

@@ -84,6 +84,15 @@ pub fn configure(
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .route("/", web::get().to(routes::index))
+            // Swagger UI lives under `/docs/`; the bare path is what people type.
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    actix_web::HttpResponse::PermanentRedirect()
+                        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+                        .finish()
+                }),
+            )
             // Before the API scope: a scope answers every path under it, so the spec's URL
             // must be claimed first.
             .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(

@@ -165,7 +165,7 @@ const OPERATIONS: &[Op] = &[
     op(Get, "/deploy/services", "deploy", "Components that can be deployed beside MaiBot"),
     op(Post, "/deploy/deploy", "deploy", "Deploy from the frontend's wizard (its EULA checkbox counts as acceptance); returns the job id")
         .body(Body::Object("The wizard's body: instance_name, install_path, version, port, install_services[]")),
-    op(Get, "/deploy/install-status/{id}", "deploy", "Job status in the wizard's shape, with cumulative numbered logs"),
+    op(Get, "/deploy/install-status/{id}", "deploy", "Job status in the wizard's shape, by instance id or job id: numbered logs, the last 500 cumulative lines, or a page after `since`").query(&[SINCE]),
     op(Post, "/deploy", "deploy", "Start a deploy job").body(Body::Named("DeployRequest")),
     op(Get, "/jobs", "deploy", "Recent deploy jobs"),
     op(Get, "/jobs/{id}", "deploy", "One job: status, phase, progress, error, components"),

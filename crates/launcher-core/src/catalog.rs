@@ -462,6 +462,16 @@ impl Catalog {
         self.register_as(new_id(), new, None).await
     }
 
+    /// [`Catalog::register`] under an id chosen before (a deploy announces the id its
+    /// instance will have). Fails with a conflict when the id is taken.
+    pub async fn register_with_id(
+        &self,
+        id: String,
+        new: &NewInstance,
+    ) -> Result<String, CoreError> {
+        self.register_as(id, new, None).await
+    }
+
     /// [`Catalog::register`] under a given id, optionally carrying statistics over (a
     /// restore from the trash).
     async fn register_as(

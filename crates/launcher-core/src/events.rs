@@ -188,10 +188,11 @@ impl EventBus {
                 job_id,
                 status,
                 instance_id,
+                error,
             } => (
                 "job.finished",
                 job_id.clone(),
-                json!({"job_id": job_id, "status": status, "instance_id": instance_id}),
+                json!({"job_id": job_id, "status": status, "instance_id": instance_id, "error": error}),
             ),
         };
         self.publish(kind, format!("job:{job_id}"), data);

@@ -88,6 +88,8 @@ pub enum JobEvent {
         status: String,
         /// The registered instance, on success.
         instance_id: Option<String>,
+        /// Why it failed or was canceled (the phase and the tool's own message).
+        error: Option<String>,
     },
 }
 
@@ -243,6 +245,16 @@ impl Jobs {
     /// Validates a deploy request and starts its job; returns the job id. Invalid requests
     /// are refused here, before any job exists.
     pub async fn start_deploy(&self, req: DeployRequest) -> Result<String, CoreError> {
+        self.start_deploy_ids(req).await.map(|(job, _)| job)
+    }
+
+    /// [`Jobs::start_deploy`], returning the job id and the id the instance will have once
+    /// the job succeeds (the legacy frontend follows the instance id, as the original
+    /// backend made them one).
+    pub async fn start_deploy_ids(
+        &self,
+        req: DeployRequest,
+    ) -> Result<(String, String), CoreError> {
         let inner = &self.inner;
         crate::catalog::validate_name(&req.instance_name)?;
         if inner.catalog.name_taken(&req.instance_name).await? {
@@ -276,6 +288,7 @@ impl Jobs {
             }
         }
         let id = crate::catalog::new_id();
+        let instance_id = crate::catalog::new_id();
         let mut created: Vec<PathBuf> = vec![plan.install_path.clone()];
         if let Some(a) = &plan.adapter {
             created.push(a.path.clone());
@@ -297,6 +310,9 @@ impl Jobs {
                 "eula_accepted": req.eula_accepted,
             })),
             created_paths: Set(serde_json::json!(created)),
+            // The id the instance will be registered under (it exists only once the job
+            // succeeds).
+            instance_id: Set(Some(instance_id.clone())),
             ..Default::default()
         };
         inner
@@ -313,13 +329,44 @@ impl Jobs {
         let me = self.clone();
         let job_id = id.clone();
         let name = req.instance_name.clone();
+        let iid = instance_id.clone();
         tokio::spawn(async move {
-            me.run(job_id, name, plan, live).await;
+            me.run(job_id, name, iid, plan, live).await;
         });
-        Ok(id)
+        Ok((id, instance_id))
     }
 
-    async fn run(self, id: String, name: String, plan: crate::deploy::DeployPlan, live: Arc<Live>) {
+    /// The newest job whose instance has (or will have) the id `instance_id`.
+    pub async fn by_instance(&self, instance_id: &str) -> Result<JobView, CoreError> {
+        let rows = self
+            .inner
+            .db
+            .table::<jobs_t::Entity>()
+            .find(
+                &self.inner.tenant,
+                Query::new()
+                    .filter(Filter::eq(
+                        jobs_t::Column::InstanceId,
+                        instance_id.to_owned(),
+                    ))
+                    .desc(jobs_t::Column::CreatedAt)
+                    .limit(1),
+            )
+            .await?;
+        match rows.into_iter().next() {
+            Some(r) => self.get(&r.id).await,
+            None => Err(CoreError::NotFound(format!("job {instance_id}"))),
+        }
+    }
+
+    async fn run(
+        self,
+        id: String,
+        name: String,
+        instance_id: String,
+        plan: crate::deploy::DeployPlan,
+        live: Arc<Live>,
+    ) {
         let inner = self.inner.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_loop(
@@ -350,8 +397,8 @@ impl Jobs {
             );
             inner.deployer.run(plan, &id, &sink, &live.cancel).await
         };
-        let (final_status, error, instance_id) = match result {
-            Ok(outcome) => match self.register(&name, &outcome, &sink).await {
+        let (final_status, error, registered) = match result {
+            Ok(outcome) => match self.register(&name, &instance_id, &outcome, &sink).await {
                 Ok(iid) => {
                     sink.phase(Phase::Register, 100);
                     sink.log(
@@ -406,8 +453,9 @@ impl Jobs {
         let _ = writer.await;
         let am = jobs_t::ActiveModel {
             status: Set(final_status.to_owned()),
-            error: Set(error),
-            instance_id: Set(instance_id.clone()),
+            error: Set(error.clone()),
+            // `instance_id` keeps the announced id even on failure: the legacy wizard polls
+            // install-status by it and must see the reason.
             finished_at: Set(Some(Utc::now())),
             ..Default::default()
         };
@@ -422,7 +470,8 @@ impl Jobs {
         let _ = inner.events.send(JobEvent::Finished {
             job_id: id.clone(),
             status: final_status.to_owned(),
-            instance_id,
+            instance_id: registered,
+            error,
         });
         // Keep the per-component view for pollers; only the cancel handle goes away.
         lock(&inner.live).remove(&id);
@@ -438,6 +487,7 @@ impl Jobs {
     async fn register(
         &self,
         name: &str,
+        instance_id: &str,
         o: &DeployOutcome,
         sink: &Sink,
     ) -> Result<String, CoreError> {
@@ -468,7 +518,10 @@ impl Jobs {
             owned: true,
         };
         self.inner.catalog.check_new(&new).await?;
-        self.inner.catalog.register(&new).await
+        self.inner
+            .catalog
+            .register_with_id(instance_id.to_owned(), &new)
+            .await
     }
 
     async fn set_status(&self, id: &str, s: &str) {
@@ -622,6 +675,10 @@ async fn write_loop(
                 Write::Progress(phase, p) => {
                     // Never backwards, whatever the caller sends.
                     let p = last_progress.map_or(p, |(_, lp)| p.max(lp));
+                    // Only a change is news: repeats neither hit the database nor the bus.
+                    if last_progress == Some((phase, p)) {
+                        continue;
+                    }
                     progress = Some((phase, p));
                     last_progress = Some((phase, p));
                     let _ = events.send(JobEvent::Progress {

@@ -113,12 +113,13 @@ pub(crate) async fn legacy_deploy(
         telemetry: false,
     };
     let name = req.instance_name.clone();
-    let id = state.jobs.start_deploy(req).await?;
+    let (job, instance) = state.jobs.start_deploy_ids(req).await?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "message": format!("MaiBot {} 的实例 {name} 部署任务已启动。(deploy job started)", b.version),
-        "instance_id": id,
-        "job_id": id,
+        // The id the instance will have in /instances (install-status accepts it too).
+        "instance_id": instance,
+        "job_id": job,
     })))
 }
 
@@ -159,15 +160,42 @@ fn job_json(j: &JobView) -> Value {
     })
 }
 
-/// `GET /deploy/install-status/{id}`: the wizard's poll. Logs are the whole, append-only
-/// log (the UI counts what it has seen).
+/// Most log lines one install-status answer carries.
+const STATUS_PAGE: usize = 500;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StatusQuery {
+    /// Only lines after this sequence number (a client that keeps what it has seen).
+    since: Option<i64>,
+}
+
+/// `GET /deploy/install-status/{id}?since=N`: the wizard's poll, by the instance id the
+/// deploy announced or by the job id. Without `since`: the cumulative log the legacy UI
+/// counts, capped to the last [`STATUS_PAGE`] lines (`logs_omitted` says how many came
+/// before); with `since`: at most a page of the lines after it, and `next_since`.
 pub(crate) async fn install_status(
     state: web::Data<AppState>,
     path: web::Path<String>,
+    q: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ids::instance_id(&path)?;
-    let job = state.jobs.get(id).await?;
-    let lines = state.jobs.logs(id, 0).await?;
+    let job = match state.jobs.get(id).await {
+        Ok(j) => j,
+        Err(launcher_core::CoreError::NotFound(_)) => state.jobs.by_instance(id).await?,
+        Err(e) => return Err(e.into()),
+    };
+    let job_id = job.row.id.clone();
+    let since = q.since.unwrap_or(0).max(0);
+    let mut lines = state.jobs.logs(&job_id, since).await?;
+    let omitted = if q.since.is_some() {
+        lines.truncate(STATUS_PAGE);
+        0
+    } else {
+        let cut = lines.len().saturating_sub(STATUS_PAGE);
+        lines.drain(..cut);
+        cut
+    };
+    let next_since = lines.last().map_or(since, |l| l.seq);
     let r = &job.row;
     let message = match (&r.error, r.status.as_str()) {
         (Some(e), _) => e.clone(),
@@ -196,6 +224,9 @@ pub(crate) async fn install_status(
         "instance_id": r.instance_id,
         "services_install_status": job.components,
         "logs": logs,
+        "logs_omitted": omitted,
+        "next_since": next_since,
+        "job_id": job_id,
     })))
 }
 

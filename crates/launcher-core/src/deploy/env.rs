@@ -93,11 +93,19 @@ impl Runner<'_> {
                 );
                 self.component(kind, "installing", 50, "installing requirements");
                 let cmd = self.install_cmd(&dir, &vpy, &req);
+                let total = count_requirements(&req);
+                let mut meter = InstallMeter::new(total);
+                let mut on_line = |line: &str| {
+                    if let Some(f) = meter.line(line) {
+                        self.at(venv_at + (done_at - venv_at) * f);
+                    }
+                    true
+                };
                 self.tool(
                     &format!("[{name}] installing requirements"),
                     &cmd,
                     self.cfg.timeouts.install(),
-                    &mut |_| true,
+                    &mut on_line,
                 )
                 .await?;
             }
@@ -212,5 +220,86 @@ impl Runner<'_> {
                 .arg(req)
                 .args(index_args),
         }
+    }
+}
+
+/// Requirement lines in a requirements file (pins, names, paths; not comments, options or
+/// hash continuation lines): the installer's total when the file is a pinned export.
+fn count_requirements(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('-'))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Turns an installer's output into a fraction of the install, never backwards:
+/// pip names every package as it collects it (`Collecting x`, the first 80 %) and then
+/// installs them all (`Installing collected packages`, `Successfully installed`); uv prints
+/// `Resolved N`, `Prepared N` after its downloads, `Installed N`, then a `+ pkg` line each.
+#[derive(Debug)]
+struct InstallMeter {
+    total: usize,
+    collected: usize,
+    last: f64,
+}
+
+impl InstallMeter {
+    fn new(total: usize) -> Self {
+        Self {
+            total: total.max(1),
+            collected: 0,
+            last: 0.0,
+        }
+    }
+
+    fn line(&mut self, line: &str) -> Option<f64> {
+        let l = line.trim_start();
+        let f = if l.starts_with("Collecting ") || l.starts_with("Requirement already satisfied") {
+            self.collected += 1;
+            // Transitive packages of an unpinned list can exceed its count: cap below the
+            // install step.
+            (0.8 * self.collected as f64 / self.total as f64).min(0.8)
+        } else if l.starts_with("Resolved ") {
+            0.1
+        } else if l.starts_with("Prepared ") {
+            0.8
+        } else if l.starts_with("Installing collected packages") {
+            0.85
+        } else if l.starts_with("Installed ") || l.starts_with("Successfully installed") {
+            1.0
+        } else {
+            return None;
+        };
+        if f > self.last {
+            self.last = f;
+            Some(f)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InstallMeter;
+
+    #[test]
+    fn install_progress_follows_output_and_never_goes_back() {
+        let mut m = InstallMeter::new(4);
+        assert_eq!(m.line("Collecting a==1.0"), Some(0.2));
+        assert_eq!(m.line("  Downloading a-1.0.whl"), None);
+        assert_eq!(m.line("Collecting b==1.0"), Some(0.4));
+        assert_eq!(m.line("Resolved 4 packages in 1s"), None, "never backwards");
+        assert_eq!(m.line("Installing collected packages: a, b"), Some(0.85));
+        assert_eq!(m.line("Successfully installed a-1.0 b-1.0"), Some(1.0));
+        let mut uv = InstallMeter::new(89);
+        assert_eq!(uv.line("Resolved 89 packages in 12ms"), Some(0.1));
+        assert_eq!(uv.line("Prepared 89 packages in 40s"), Some(0.8));
+        assert_eq!(uv.line("Installed 89 packages in 2s"), Some(1.0));
+        assert_eq!(uv.line(" + aiohttp==3.12.14"), None);
     }
 }

@@ -808,7 +808,7 @@ impl ProgressThrottle {
         }
     }
 
-    /// Progress lines are logged when their stage changes, every 10 %, and when done;
+    /// Progress lines are logged when their stage changes, every 25 %, and when done;
     /// other lines always.
     fn worth_logging(&mut self, line: &str) -> bool {
         let Some(p) = percent(line) else {
@@ -819,7 +819,7 @@ impl ProgressThrottle {
             .rsplit_once(':')
             .map_or("", |(s, _)| s)
             .to_string();
-        let bucket = p / 10;
+        let bucket = p / 25;
         let log = stage != self.stage || self.bucket != Some(bucket) || line.contains("done");
         self.stage = stage;
         self.bucket = Some(bucket);
@@ -855,11 +855,13 @@ mod tests {
         let mut t = ProgressThrottle::default();
         assert!(t.worth_logging("Receiving objects:   1% (1/100)"));
         assert!(!t.worth_logging("Receiving objects:   2% (2/100)"));
-        assert!(t.worth_logging("Receiving objects:  10% (10/100)"));
+        assert!(!t.worth_logging("Receiving objects:  10% (10/100)"));
+        assert!(t.worth_logging("Receiving objects:  25% (25/100)"));
+        assert!(!t.worth_logging("Receiving objects:  49% (49/100)"));
         assert!(t.worth_logging("Receiving objects: 100% (100/100), done."));
         assert!(t.worth_logging("Resolving deltas:   0% (0/5)"));
         assert!(t.worth_logging("remote: Counting objects:   5% (1/20)"));
-        assert!(!t.worth_logging("remote: Counting objects:   9% (2/20)"));
+        assert!(!t.worth_logging("remote: Counting objects:  19% (2/20)"));
         assert!(t.worth_logging("remote: Compressing objects:   9% (2/20)"));
         let f = t.fraction("Resolving deltas:  50% (2/5)").unwrap_or(0.0);
         assert!((f - 0.95).abs() < 1e-9);
