@@ -417,12 +417,17 @@ fn tcp_port_open(port: u16) -> bool {
     .is_ok()
 }
 
-/// The session id of a process (field 6 of `/proc/<pid>/stat`).
+/// The session id of a live process (field 6 of `/proc/<pid>/stat`); `None` for a zombie,
+/// which is dead and only waits for its new parent to reap it.
 fn session_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may contain spaces: count after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(3)?.parse().ok()
+    let mut f = rest.split_whitespace();
+    if f.next()? == "Z" {
+        return None;
+    }
+    f.nth(2)?.parse().ok()
 }
 
 /// Every process in the sessions led by `leaders` (the supervisor starts each component
@@ -792,7 +797,14 @@ async fn stop_and_delete(port: u16, rep: &Report) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let left = session_pids(&sessions);
+    // SIGKILL to what the leader left is sent before the exit is reported, but a killed
+    // process stays in /proc until it is torn down: allow it a moment.
+    let mut left = session_pids(&sessions);
+    let until = Instant::now() + Duration::from_secs(5);
+    while !left.is_empty() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = session_pids(&sessions);
+    }
     ensure!(
         left.is_empty(),
         "{}: processes {left:?} survived the stop",
