@@ -21,13 +21,14 @@ pub struct Args {
     connections: usize,
 }
 
-struct Conn {
+/// One keep-alive HTTP/1.1 connection to the server (also used by `e2e`).
+pub(crate) struct Conn {
     r: BufReader<tokio::net::tcp::OwnedReadHalf>,
     w: tokio::net::tcp::OwnedWriteHalf,
 }
 
 impl Conn {
-    async fn open(port: u16) -> anyhow::Result<Self> {
+    pub(crate) async fn open(port: u16) -> anyhow::Result<Self> {
         let s = TcpStream::connect(("127.0.0.1", port)).await?;
         s.set_nodelay(true)?;
         let (r, w) = s.into_split();
@@ -38,7 +39,7 @@ impl Conn {
     }
 
     /// One request; returns the status code and body.
-    async fn call(
+    pub(crate) async fn call(
         &mut self,
         method: &str,
         path: &str,

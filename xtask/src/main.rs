@@ -5,6 +5,7 @@ mod bench_db;
 mod bench_db_ref;
 mod bench_deploy;
 mod bench_supervisor;
+mod e2e;
 mod migrate;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,17 @@ enum Cmd {
         #[command(subcommand)]
         which: Bench,
     },
+    /// Real end-to-end runs through the release server's HTTP API.
+    E2e {
+        #[command(subcommand)]
+        which: E2e,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum E2e {
+    /// Deploy, start and check two real MaiBot instances side by side, then remove them.
+    Maibot(e2e::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -67,5 +79,8 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench {
             which: Bench::Supervisor(args),
         } => rt.block_on(bench_supervisor::run(args)),
+        Cmd::E2e {
+            which: E2e::Maibot(args),
+        } => rt.block_on(e2e::run(args)),
     }
 }

@@ -175,6 +175,35 @@ fn wizard_deploy_to_success_then_delete_removes_only_owned_files() {
     assert_eq!(inst["port"], port);
     assert_eq!(inst["owned"], true);
     assert_eq!(inst["services"][0]["port"], ada);
+    // The detail names every registered port (what `cargo xtask e2e` checks listeners
+    // against): MaiBot's main and WebUI ports, the adapter's NapCat-facing one.
+    let detail = app.get(&format!("/instances/{iid}"));
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    let ports: Vec<(String, u64, bool)> = detail.body["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["ports"].as_array().unwrap().clone())
+        .map(|p| {
+            (
+                p["role"].as_str().unwrap().to_owned(),
+                p["port"].as_u64().unwrap(),
+                p["listens"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        ports.contains(&("main".into(), u64::from(port), true)),
+        "{ports:?}"
+    );
+    assert!(
+        ports.contains(&("adapter_napcat".into(), u64::from(ada), true)),
+        "{ports:?}"
+    );
+    assert!(
+        ports.iter().any(|(r, _, l)| r == "webui" && *l),
+        "{ports:?}"
+    );
     let dir = std::path::PathBuf::from(inst["path"].as_str().unwrap());
     let env = std::fs::read_to_string(dir.join(".env")).unwrap();
     assert!(

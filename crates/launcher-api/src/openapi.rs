@@ -321,6 +321,7 @@ pub fn document(prefix: &str, version: &str) -> OpenApi {
         schema_of::<crate::routes::InstanceList>(),
         schema_of::<crate::routes::InstanceView>(),
         schema_of::<crate::routes::ComponentView>(),
+        schema_of::<crate::routes::PortView>(),
         schema_of::<crate::routes::ExitView>(),
         schema_of::<crate::routes::FailureView>(),
         schema_of::<crate::routes::AddExistingRequest>(),

@@ -25,6 +25,9 @@ pub struct ComponentInfo {
     pub path: String,
     /// The port it listens on, when known.
     pub port: Option<u16>,
+    /// Every port registered for it (`instance_components.ports`), so a client can tell
+    /// which listeners are the instance's own.
+    pub ports: Vec<ComponentPort>,
     /// Live status (a stopped default when the instance was never loaded this run).
     pub status: Status,
 }
@@ -284,6 +287,7 @@ impl Catalog {
             .map(|c| ComponentInfo {
                 status: status_of(&c.kind),
                 port: c.port.and_then(|p| u16::try_from(p).ok()),
+                ports: row_ports(c),
                 kind: c.kind.clone(),
                 path: c.path.clone(),
             })

@@ -1209,3 +1209,100 @@ fn prerelease_order_is_semver() {
         ]
     );
 }
+
+/// A PEP 503 index under `dir` with stub wheels of `dist` at each of `versions`.
+fn versioned_index(dir: &Path, dist: &str, versions: &[&str]) -> String {
+    let simple = dir.join("simple");
+    let pkg = simple.join(dist);
+    std::fs::create_dir_all(&pkg).unwrap();
+    let script = r#"
+import base64, hashlib, sys, zipfile
+out, dist, versions = sys.argv[1], sys.argv[2], sys.argv[3:]
+mod = dist.replace("-", "_")
+links = ""
+for v in versions:
+    files = {
+        f"{mod}/__init__.py": f"VERSION = {v!r}\n".encode(),
+        f"{mod}-{v}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {v}\n".encode(),
+        f"{mod}-{v}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: mailauncher-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = ""
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record += f"{path},sha256={digest},{len(data)}\n"
+    record += f"{mod}-{v}.dist-info/RECORD,,\n"
+    files[f"{mod}-{v}.dist-info/RECORD"] = record.encode()
+    whl = f"{mod}-{v}-py3-none-any.whl"
+    with zipfile.ZipFile(f"{out}/{whl}", "w") as z:
+        for path, data in files.items():
+            z.writestr(path, data)
+    sha = hashlib.sha256(open(f"{out}/{whl}", "rb").read()).hexdigest()
+    links += f'<a href="{whl}#sha256={sha}">{whl}</a>\n'
+open(f"{out}/index.html", "w").write(f"<!DOCTYPE html><html><body>{links}</body></html>\n")
+"#;
+    let st = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&pkg)
+        .arg(dist)
+        .args(versions)
+        .status()
+        .unwrap();
+    assert!(st.success(), "building the local index failed");
+    std::fs::write(
+        simple.join("index.html"),
+        format!("<!DOCTYPE html><html><body><a href=\"{dist}/\">{dist}</a></body></html>\n"),
+    )
+    .unwrap();
+    format!("file://{}", simple.display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_adapter_is_held_below_maim_message_0_7() {
+    // Found by `cargo xtask e2e maibot` on the real 0.12.3 + adapter 0.7.0: the adapter's
+    // open `maim-message>=0.6.2` took 0.7.5 from the index, whose client speaks Socket.IO,
+    // and it never connected to MaiBot's plain-WebSocket `/ws` (lock: 0.5.7). The index
+    // here offers both lines; the adapter must get the 0.6 one, with uv and with pip.
+    let work = tempfile::tempdir().unwrap();
+    let index = versioned_index(work.path(), "maim-message", &["0.6.8", "0.7.5"]);
+    let fx = Fixture::build_with(FixtureOptions {
+        adapter_requirements: "maim-message>=0.6.2\n".to_string(),
+        ..FixtureOptions::default()
+    });
+    let installers: Vec<UseUv> = if uv_available() {
+        vec![UseUv::Always, UseUv::Never]
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "uv is required under CI");
+        vec![UseUv::Never]
+    };
+    for (n, installer) in installers.into_iter().enumerate() {
+        let mut cfg = config(&fx);
+        cfg.use_uv = installer;
+        cfg.index_url = index.clone();
+        let d = Deployer::new(cfg);
+        let install = work.path().join(format!("inst{n}"));
+        let plan = d
+            .validate(&request(&install, "0.10.1", true), &ctx(work.path()))
+            .await
+            .unwrap();
+        let sink = RecordingSink::default();
+        d.run(plan, &format!("job-mm-{n}"), &sink, &CancelToken::new())
+            .await
+            .unwrap_or_else(|e| panic!("{installer:?}: {e}\n{}", sink.dump()));
+        assert!(
+            sink.has_log("constrained to maim-message<0.7"),
+            "{}",
+            sink.dump()
+        );
+        let out = std::process::Command::new(install.join("napcat-ada/.venv/bin/python"))
+            .args(["-c", "import maim_message; print(maim_message.VERSION)"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "0.6.8",
+            "{installer:?}\n{}",
+            sink.dump()
+        );
+    }
+}

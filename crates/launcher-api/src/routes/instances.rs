@@ -23,12 +23,24 @@ pub(crate) struct FailureView {
     last_lines: Vec<String>,
 }
 
+/// One registered port of a component.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PortView {
+    /// `main`, `webui`, `adapter_napcat`, `napcat_ws`.
+    role: String,
+    port: u16,
+    /// Whether the component itself listens on it (NapCat's port is only reserved).
+    listens: bool,
+}
+
 /// One component of an instance.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ComponentView {
     name: String,
     path: String,
     port: Option<u16>,
+    /// Every port the launcher registered for it (empty for instances added from disk).
+    ports: Vec<PortView>,
     status: &'static str,
     pid: Option<u32>,
     uptime: Option<u64>,
@@ -86,6 +98,15 @@ fn component_view(
         name: c.kind.clone(),
         path: c.path.clone(),
         port: c.port,
+        ports: c
+            .ports
+            .iter()
+            .map(|p| PortView {
+                role: p.role.clone(),
+                port: p.port,
+                listens: p.listens,
+            })
+            .collect(),
         status: c.status.state.as_str(),
         pid: c.status.pid,
         uptime: c.status.uptime().map(|d| d.as_secs()),

@@ -13,7 +13,7 @@ use actix_web::{HttpResponse, web};
 
 pub(crate) use instances::{
     AddReq as AddExistingRequest, ComponentView, ExitView, FailureView, InstanceList, InstanceView,
-    ServiceReq as ServiceRequest,
+    PortView, ServiceReq as ServiceRequest,
 };
 pub(crate) use trash::{RestoreView, TrashEntryView, TrashFolderView, TrashList};
 

@@ -15,6 +15,8 @@ pub const VENV_DIR: &str = ".venv";
 pub const LOCK_FILE: &str = "uv.lock";
 /// The pinned list exported from the lock, kept inside the venv (out of the checkout).
 pub const PINNED_FILE: &str = "mailauncher-pinned-requirements.txt";
+/// The recipe's constraints for the standalone adapter, kept inside its venv.
+pub const CONSTRAINTS_FILE: &str = "mailauncher-constraints.txt";
 
 /// The interpreter inside a venv directory.
 pub fn venv_python(venv: &Path) -> PathBuf {
@@ -92,7 +94,8 @@ impl Runner<'_> {
                     ),
                 );
                 self.component(kind, "installing", 50, "installing requirements");
-                let cmd = self.install_cmd(&dir, &vpy, &req);
+                let constraints = self.constraints(kind, &dir)?;
+                let cmd = self.install_cmd(&dir, &vpy, &req, constraints.as_deref());
                 let total = count_requirements(&req);
                 let mut meter = InstallMeter::new(total);
                 let mut on_line = |line: &str| {
@@ -187,11 +190,41 @@ impl Runner<'_> {
         }))
     }
 
-    fn install_cmd(&self, dir: &Path, vpy: &Path, req: &Path) -> Cmd {
+    /// The recipe's constraint lines for the standalone adapter, written into its venv;
+    /// `None` when there are none (MaiBot itself installs from its lock).
+    fn constraints(&self, kind: ComponentKind, dir: &Path) -> StepResult<Option<PathBuf>> {
+        let lines = match (kind, self.recipe) {
+            (ComponentKind::NapcatAdapter, Some(r)) => r.adapter_constraints,
+            _ => &[],
+        };
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        let path = dir.join(VENV_DIR).join(CONSTRAINTS_FILE);
+        let mut body = lines.join("\n");
+        body.push('\n');
+        std::fs::write(&path, body)
+            .map_err(|e| StepError::Failed(format!("writing {}: {e}", path.display())))?;
+        self.log(
+            LogLevel::Info,
+            format!(
+                "[{}] constrained to {} (the versions this MaiBot family speaks to)",
+                kind.as_str(),
+                lines.join(", ")
+            ),
+        );
+        Ok(Some(path))
+    }
+
+    fn install_cmd(&self, dir: &Path, vpy: &Path, req: &Path, constraints: Option<&Path>) -> Cmd {
         let mut index_args: Vec<String> =
             vec!["--index-url".to_string(), self.cfg.index_url.clone()];
         if let Some(u) = &self.cfg.extra_index_url {
             index_args.extend(["--extra-index-url".to_string(), u.clone()]);
+        }
+        // `-c` means the same to uv pip and pip: limits, not extra requirements.
+        if let Some(c) = constraints {
+            index_args.extend(["-c".to_string(), c.display().to_string()]);
         }
         if let Some(argv) = &self.cfg.install_command
             && let Some((prog, rest)) = argv.split_first()

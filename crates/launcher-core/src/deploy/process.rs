@@ -27,6 +27,9 @@ const ENV_DENY_EXACT: &[&str] = &[
     "UV_EXTRA_INDEX_URL",
     "UV_DEFAULT_INDEX",
     "UV_INDEX",
+    // The launcher's own log filter: uv reads it too, and `RUST_LOG=info` turns every
+    // install into thousands of resolver trace lines in the job log.
+    "RUST_LOG",
 ];
 
 /// Lines longer than this are cut, so a tool printing without newlines cannot grow memory.

@@ -159,6 +159,10 @@ pub struct Recipe {
     pub ports: &'static [PortSpec],
     /// The adapter.
     pub adapter: AdapterStyle,
+    /// Constraint lines (pip/uv `-c` syntax) for the standalone adapter's install. It ships
+    /// no lock file, so its open requirements would take whatever the index has today,
+    /// which can be a release that no longer speaks MaiBot's protocol.
+    pub adapter_constraints: &'static [&'static str],
     /// Host version gate for plugin adapters.
     pub gate: HostGate,
     /// Where the telemetry switch is (`true` sends anonymous statistics).
@@ -306,6 +310,11 @@ pub const RECIPE_V0: Recipe = Recipe {
     },
     ports: V0_PORTS,
     adapter: AdapterStyle::Standalone,
+    // maim-message 0.7 replaced the plain WebSocket client with Socket.IO; MaiBot 0.x
+    // serves plain WebSocket on `/ws` (its uv.lock pins 0.5.7), so an adapter with 0.7
+    // never connects (404 / "Connection closed" on every retry). The 0.6 line is what
+    // the standalone adapter 0.6/0.7 was released against (it asks for >=0.6.2).
+    adapter_constraints: &["maim-message<0.7"],
     gate: HostGate::SameMajor,
     telemetry: Key::Toml {
         file: "config/bot_config.toml",
@@ -329,6 +338,7 @@ pub const RECIPE_V1_0: Recipe = Recipe {
     adapter: AdapterStyle::Plugin {
         dir: PLUGIN_ADAPTER_DIR,
     },
+    adapter_constraints: &[],
     gate: HostGate::SameMajor,
     telemetry: Key::Toml {
         file: V1_BOT_CONFIG,
@@ -350,6 +360,7 @@ pub const RECIPE_V1_2: Recipe = Recipe {
     adapter: AdapterStyle::Plugin {
         dir: PLUGIN_ADAPTER_DIR,
     },
+    adapter_constraints: &[],
     gate: HostGate::SameMinor,
     telemetry: Key::Toml {
         file: V1_BOT_CONFIG,

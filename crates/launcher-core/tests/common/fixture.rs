@@ -67,6 +67,8 @@ pub const PRIVACY: &str = "# Privacy\nWe store chat logs locally.\n";
 pub struct FixtureOptions {
     /// MaiBot's `requirements.txt` (all commits).
     pub maibot_requirements: String,
+    /// The standalone adapter's `requirements.txt` (its tags 0.6.0 and 0.7.0).
+    pub adapter_requirements: String,
     /// `[tool.uv] index-url` written into the 0.12.3 tree's real `pyproject.toml` in place
     /// of upstream's mirror (tests point it at an unreachable URL).
     pub repo_index_url: String,
@@ -102,6 +104,7 @@ impl Default for FixtureOptions {
     fn default() -> Self {
         Self {
             maibot_requirements: "# no third-party packages in the fixture\n".to_string(),
+            adapter_requirements: "# nothing to install\n".to_string(),
             repo_index_url: "http://127.0.0.1:9/simple".to_string(),
         }
     }
@@ -126,7 +129,7 @@ impl Fixture {
     pub fn build_with(opts: FixtureOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let maibot = build_maibot(dir.path(), &opts);
-        let adapter = build_adapter(dir.path());
+        let adapter = build_adapter(dir.path(), &opts);
         Self {
             dir,
             maibot,
@@ -314,13 +317,13 @@ fn build_maibot(base: &Path, opts: &FixtureOptions) -> PathBuf {
     bare
 }
 
-fn build_adapter(base: &Path) -> PathBuf {
+fn build_adapter(base: &Path, opts: &FixtureOptions) -> PathBuf {
     let work = base.join("adapter-work");
     std::fs::create_dir_all(&work).unwrap();
     git(&work, &["init", "-q"]);
     // The standalone line: real template, stand-in entry point.
     write(&work, "main.py", "print('adapter stand-in')\n");
-    write(&work, "requirements.txt", "# nothing to install\n");
+    write(&work, "requirements.txt", &opts.adapter_requirements);
     write(
         &work,
         "template/template_config.toml",
