@@ -129,9 +129,18 @@ impl Timeouts {
 pub struct DeployConfig {
     /// Git sources for MaiBot and the adapter (`deploy.sources.*`).
     pub sources: SourcesConfig,
-    /// Interpreter used to create environments (`deploy.python`). When unset, `python3`,
-    /// `python`, then `python3.14` … `python3.10` are looked up on `PATH`.
+    /// Interpreter used to create environments (`deploy.python`), preferred when it
+    /// satisfies the version's `requires-python`. Either way the interpreters on `PATH`,
+    /// under pyenv, asdf and uv, and `/usr{,/local}/bin/python3.N` are considered too
+    /// ([`super::python::discover`]); the newest that satisfies is used.
     pub python: Option<PathBuf>,
+    /// When no interpreter satisfies a version, install one with `uv python install`
+    /// at the start of the environment phase (`deploy.provision_python`). Needs uv.
+    pub provision_python: bool,
+    /// Where `uv python install` downloads Python builds from
+    /// (`deploy.python_install_mirror`, passed as `UV_PYTHON_INSTALL_MIRROR`); uv's
+    /// default when unset.
+    pub python_install_mirror: Option<String>,
     /// Git executable (`deploy.git`), looked up on `PATH` when not a path.
     pub git: PathBuf,
     /// `uv` executable (`deploy.uv`); `uv` on `PATH` when unset.
@@ -176,6 +185,8 @@ impl Default for DeployConfig {
         Self {
             sources: SourcesConfig::default(),
             python: None,
+            provision_python: true,
+            python_install_mirror: None,
             git: PathBuf::from("git"),
             uv: None,
             use_uv: UseUv::Auto,

@@ -29,6 +29,7 @@ pub mod inspect;
 mod leftovers;
 mod md5;
 mod process;
+pub mod python;
 pub mod recipe;
 mod runner;
 pub mod sink;
@@ -49,7 +50,7 @@ pub use runner::{ComponentPlan, DeployOutcome, PortAssignment};
 pub use sink::{DeploySink, LogLevel, MonotonicProgress, Phase};
 pub use validate::{
     AdapterPlan, ComponentKind, ComponentRequest, DeployPlan, DeployRequest, Installer,
-    PlannedPorts, PythonInfo, ValidationContext,
+    PlannedPorts, PythonChoice, PythonInfo, ValidationContext,
 };
 pub use versions::{RefKind, VersionEntry, VersionList};
 
@@ -247,8 +248,14 @@ impl Deployer {
             self.check_adapter_name(name, &entry.name, recipe).await?;
         }
         let min_py = recipe.map_or_else(recipe::min_python_any, |r| r.min_python);
-        let python = validate::find_python(self.config.python.as_deref(), min_py).await?;
         let installer = validate::choose_installer(&self.config).await?;
+        let python = validate::find_python(
+            &self.config,
+            &python::RequiresPython::at_least(min_py),
+            &format!("MaiBot {}", entry.name),
+            &installer,
+        )
+        .await?;
         Ok(DeployPlan {
             instance_name: req.instance_name.trim().to_string(),
             install_path,
