@@ -1,6 +1,7 @@
 //! Deploy settings, loaded by the binary under `deploy.*`. Every field has a default, so an
 //! empty `[deploy]` table (or none at all) is a working configuration.
 
+use super::python::SearchRoots;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -178,6 +179,11 @@ pub struct DeployConfig {
     /// Days a deleted instance's folders stay in the trash before they are purged
     /// (`deploy.trash_days`); 0 removes them at delete, as before the trash existed.
     pub trash_days: u32,
+    /// Test hook: where interpreter discovery looks, instead of this process's
+    /// environment (`PATH`, `PYENV_ROOT`, `HOME`, …). Not deserialized, like
+    /// `install_command`.
+    #[serde(skip)]
+    pub python_search: Option<SearchRoots>,
 }
 
 impl Default for DeployConfig {
@@ -199,6 +205,7 @@ impl Default for DeployConfig {
             cache_dir: None,
             tool_env: Vec::new(),
             trash_days: 7,
+            python_search: None,
         }
     }
 }

@@ -595,7 +595,11 @@ pub async fn find_python(
     installer: &Installer,
 ) -> Result<PythonChoice, ValidationError> {
     let configured = cfg.python.as_deref();
-    let found = python::discover(configured, &SearchRoots::from_env()).await;
+    let roots = cfg
+        .python_search
+        .clone()
+        .unwrap_or_else(SearchRoots::from_env);
+    let found = python::discover(configured, &roots).await;
     if let Some(c) = configured
         && !found.iter().any(|i| i.source == python::Source::Configured)
     {
