@@ -30,6 +30,7 @@ mod leftovers;
 mod md5;
 mod process;
 pub mod python;
+pub mod reach;
 pub mod recipe;
 mod runner;
 pub mod sink;
