@@ -203,7 +203,7 @@ async fn check_python(r: &mut Report, settings: &Settings, have_uv: bool, can_pr
     } else {
         r.ok("python", &format!("{} interpreter(s) found", found.len()));
         let mut listed: Vec<&Interpreter> = found.iter().collect();
-        listed.sort_by(|a, b| b.version.cmp(&a.version));
+        listed.sort_by_key(|i| std::cmp::Reverse(i.version));
         for i in listed {
             let runs: Vec<String> = families
                 .iter()
