@@ -14,8 +14,6 @@ use std::time::Duration;
 
 /// Deadline of each remote check (a git URL, a package index).
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The index pip and uv use when `deploy.index_url` is unset.
-const DEFAULT_INDEX: &str = "https://pypi.org/simple";
 
 struct Report {
     failed: usize,
@@ -87,10 +85,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<bool> {
             });
         }
     }
-    let index = cfg
-        .index_url
-        .clone()
-        .unwrap_or_else(|| DEFAULT_INDEX.to_owned());
+    let index = cfg.index_url.clone();
     for url in std::iter::once(index).chain(cfg.extra_index_url.clone()) {
         let i = n;
         n += 1;

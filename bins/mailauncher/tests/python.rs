@@ -190,10 +190,10 @@ fn doctor_lists_interpreters_checks_remotes_and_creates_nothing() {
         .unwrap_or_else(|| panic!("{} not listed:\n{all}", fake.display()));
     assert!(line.contains(&v) && line.contains("pyenv"), "{line}");
     assert!(line.contains("MaiBot 0.x"), "{line}");
-    assert_eq!(line.contains("MaiBot 1.x"), version >= (3, 12, 0), "{line}");
+    assert_eq!(line.contains("MaiBot 1.2"), version >= (3, 12, 0), "{line}");
     if version >= (3, 12, 0) {
         assert!(
-            stdout.contains("[ok]   MaiBot 1.x: needs Python >=3.12"),
+            stdout.contains("[ok]   MaiBot 1.2: needs Python >=3.12"),
             "{all}"
         );
     }
@@ -283,7 +283,7 @@ fn deploy_no_interpreter_can_serve_is_refused_with_424() {
     let r = app.post(
         "/deploy/deploy",
         &json!({
-            "instance_name": "needs-312", "version": "1.0.0",
+            "instance_name": "needs-312", "version": "1.2.1",
             "install_path": install, "port": free_port(), "host": "127.0.0.1",
             "token": "", "install_services": [],
         }),
@@ -292,7 +292,7 @@ fn deploy_no_interpreter_can_serve_is_refused_with_424() {
     assert_eq!(r.body["code"], "python_unavailable", "{}", r.body);
     let detail = r.body["detail"].as_str().unwrap();
     assert!(
-        detail.starts_with("MaiBot 1.0.0 needs Python >=3.12; found "),
+        detail.starts_with("MaiBot 1.2.1 needs Python >=3.12; found "),
         "{detail}"
     );
     assert!(detail.contains("uv python install 3.12"), "{detail}");

@@ -262,6 +262,9 @@ fn request(install: &Path, version: &str) -> DeployRequest {
             port: None,
         }],
         eula_accepted: true,
+        adapter_version: None,
+        webui_port: None,
+        telemetry: false,
     }
 }
 
@@ -309,14 +312,14 @@ async fn no_satisfying_python_is_refused_with_what_to_install() {
     let d = Deployer::new(cfg.clone());
     let install = work.path().join("bot");
     let e = d
-        .validate(&request(&install, "1.0.0"), &ctx(work.path()))
+        .validate(&request(&install, "1.2.1"), &ctx(work.path()))
         .await
         .unwrap_err();
     assert_eq!(e.code(), "python_unavailable");
     let ValidationError::PythonUnavailable { need, found, hint } = &e else {
         panic!("{e}");
     };
-    assert_eq!(need, "MaiBot 1.0.0 needs Python >=3.12");
+    assert_eq!(need, "MaiBot 1.2.1 needs Python >=3.12");
     assert_eq!(found.len(), old.len(), "{found:?} vs {old:?}");
     for o in &old {
         assert!(
@@ -326,7 +329,7 @@ async fn no_satisfying_python_is_refused_with_what_to_install() {
     }
     let msg = e.to_string();
     assert!(
-        msg.starts_with("MaiBot 1.0.0 needs Python >=3.12; found "),
+        msg.starts_with("MaiBot 1.2.1 needs Python >=3.12; found "),
         "{msg}"
     );
     assert!(msg.contains("uv python install 3.12"), "{msg}");
@@ -340,7 +343,7 @@ async fn no_satisfying_python_is_refused_with_what_to_install() {
         ..cfg.clone()
     });
     let e = d
-        .validate(&request(&install, "1.0.0"), &ctx(work.path()))
+        .validate(&request(&install, "1.2.1"), &ctx(work.path()))
         .await
         .unwrap_err();
     assert_eq!(e.code(), "python_unavailable");
@@ -358,7 +361,8 @@ async fn no_satisfying_python_is_refused_with_what_to_install() {
 }
 
 /// A stand-in for uv that records its calls: `python install` logs like uv and records
-/// the mirror it was given; `python find` names `target`; `venv` uses `target -m venv`.
+/// the mirror it was given; `python find` names `target`; `venv` uses `python -m venv`;
+/// `export` writes an empty pinned list.
 fn fake_uv(dir: &Path, target: &Path) -> PathBuf {
     let log = dir.join("uv-calls.log");
     let uv = dir.join("bin/uv");
@@ -371,7 +375,10 @@ case "$1 $2" in
   "--version "*) echo "uv 0.0.0-stand-in" ;;
   "python install") echo "Searching for Python versions matching: Python $3" >&2; echo "Installed Python $3 in 0.01s" >&2 ;;
   "python find") echo '{target}' ;;
-  "venv --python") exec "$3" -m venv "$4" ;;
+  "venv "*)
+    py=; prev=; for a; do [ "$prev" = --python ] && py=$a; prev=$a; last=$a; done
+    exec "$py" -m venv "$last" ;;
+  "export "*) for a; do last=$a; done; : > "$last" ;;
   *) echo "stand-in uv: unsupported $*" >&2; exit 2 ;;
 esac
 "#,
@@ -409,7 +416,7 @@ async fn missing_python_is_provisioned_with_uv_as_a_visible_step() {
     let d = Deployer::new(cfg);
     let install = work.path().join("bot1x");
     let plan = d
-        .validate(&request(&install, "1.0.0"), &ctx(work.path()))
+        .validate(&request(&install, "1.2.1"), &ctx(work.path()))
         .await
         .unwrap();
     assert_eq!(plan.installer, Installer::Uv(uv.clone()));
@@ -442,7 +449,7 @@ async fn missing_python_is_provisioned_with_uv_as_a_visible_step() {
             .unwrap_or_else(|| panic!("{needle} not logged:\n{logs}"))
     };
     assert!(pos("phase 3/6") < pos("installing Python 3.12 with uv"));
-    assert!(pos("Installed Python 3.12") < pos("uv venv --python"));
+    assert!(pos("Installed Python 3.12") < pos("/uv venv "));
 
     let calls = std::fs::read_to_string(work.path().join("uv-calls.log")).unwrap();
     assert!(
