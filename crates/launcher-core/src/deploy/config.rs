@@ -136,7 +136,8 @@ pub struct DeployConfig {
     /// ([`super::python::discover`]); the newest that satisfies is used.
     pub python: Option<PathBuf>,
     /// When no interpreter satisfies a version, install one with `uv python install`
-    /// at the start of the environment phase (`deploy.provision_python`). Needs uv.
+    /// at the start of the environment phase (`deploy.provision_python`). Needs uv as the
+    /// installer (found, and `use_uv` not `never`); otherwise the deploy is refused.
     pub provision_python: bool,
     /// Where `uv python install` downloads Python builds from
     /// (`deploy.python_install_mirror`, passed as `UV_PYTHON_INSTALL_MIRROR`); uv's

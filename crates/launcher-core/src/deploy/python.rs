@@ -139,9 +139,17 @@ impl SearchRoots {
 pub async fn discover(configured: Option<&Path>, roots: &SearchRoots) -> Vec<Interpreter> {
     let (configured, roots) = (configured.map(Path::to_path_buf), roots.clone());
     // Listing directories is blocking filesystem work; keep it off the runtime threads.
-    let candidates = tokio::task::spawn_blocking(move || candidates(configured.as_deref(), &roots))
-        .await
-        .unwrap_or_default();
+    let candidates = match tokio::task::spawn_blocking(move || {
+        candidates(configured.as_deref(), &roots)
+    })
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("listing python candidates failed: {e}");
+            Vec::new()
+        }
+    };
 
     let mut set = tokio::task::JoinSet::new();
     for (i, (path, source)) in candidates.into_iter().enumerate() {
