@@ -170,8 +170,13 @@ impl Deployer {
         let uv = validate::choose_installer(&self.config)
             .await
             .is_ok_and(|i| matches!(i, Installer::Uv(_)));
-        let mut by_min: std::collections::HashMap<(u32, u32), Option<PythonInfo>> =
-            std::collections::HashMap::new();
+        // One discovery for the whole list; each family's floor is then a pure choice.
+        let roots = self
+            .config
+            .python_search
+            .clone()
+            .unwrap_or_else(python::SearchRoots::from_env);
+        let found = python::discover(self.config.python.as_deref(), &roots).await;
         let latest = list
             .versions
             .iter()
@@ -186,22 +191,15 @@ impl Deployer {
                 RefKind::Branch => None,
             };
             let min = recipe.map(|r| r.min_python);
-            let interpreter = match min {
-                Some(m) => match by_min.get(&m) {
-                    Some(found) => found.clone(),
-                    None => {
-                        let found = validate::find_python(self.config.python.as_deref(), m)
-                            .await
-                            .ok();
-                        by_min.insert(m, found.clone());
-                        found
-                    }
-                },
-                None => None,
-            };
+            let interpreter = min.and_then(|m| {
+                python::choose(&found, &python::RequiresPython::at_least(m)).map(|i| PythonInfo {
+                    path: i.path.clone(),
+                    version: i.version,
+                })
+            });
             let python = match (&interpreter, min) {
                 (Some(_), _) => "ready",
-                (None, Some(_)) if uv => "after_provisioning",
+                (None, Some(_)) if uv && self.config.provision_python => "after_provisioning",
                 (None, Some(_)) => "unavailable",
                 (None, None) => "unknown",
             };
