@@ -260,7 +260,12 @@ async fn deploy_once(
         .validate(&req, &ctx)
         .await
         .map_err(|e| anyhow::anyhow!("validation: {e}"))?;
-    let python = plan.python.path.clone();
+    // The bench measures deploys, not downloads: it needs an interpreter already there.
+    let python = plan
+        .python
+        .found()
+        .map(|p| p.path.clone())
+        .context("no installed Python satisfies this version; the bench does not provision")?;
     let sink = TimingSink::default();
     let started = Instant::now();
     let res = deployer

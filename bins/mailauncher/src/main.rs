@@ -65,7 +65,8 @@ enum Cmd {
         #[arg(long)]
         rotate: bool,
     },
-    /// Check git, Python, uv, disk space, the port and the database; say how to fix gaps.
+    /// Check git, every Python found, uv, git sources, the package index, disk space, the
+    /// port and the database (creating nothing); say how to fix gaps.
     Doctor,
 }
 

@@ -142,7 +142,7 @@ impl From<launcher_core::CoreError> for ApiError {
                 let status = match code {
                     "port_unavailable" | "path_not_empty" => StatusCode::CONFLICT,
                     "versions_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-                    "tool_missing" => StatusCode::FAILED_DEPENDENCY,
+                    "tool_missing" | "python_unavailable" => StatusCode::FAILED_DEPENDENCY,
                     _ => StatusCode::BAD_REQUEST,
                 };
                 Self::new(status, code, detail)

@@ -350,7 +350,7 @@ async fn deploy_1x(
     req.eula_accepted = false;
     req.adapter_version = adapter_version.map(str::to_string);
     let plan = d.validate(&req, &ctx(work.path())).await.unwrap();
-    assert!(plan.python.version >= (3, 12, 0));
+    assert!(plan.python.found().unwrap().version >= (3, 12, 0));
     let sink = RecordingSink::default();
     let out = d
         .run(plan, &format!("job-{tag}"), &sink, &CancelToken::new())

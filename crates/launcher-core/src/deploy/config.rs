@@ -1,6 +1,7 @@
 //! Deploy settings, loaded by the binary under `deploy.*`. Every field has a default, so an
 //! empty `[deploy]` table (or none at all) is a working configuration.
 
+use super::python::SearchRoots;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -129,9 +130,19 @@ impl Timeouts {
 pub struct DeployConfig {
     /// Git sources for MaiBot and the adapter (`deploy.sources.*`).
     pub sources: SourcesConfig,
-    /// Interpreter used to create environments (`deploy.python`). When unset, `python3`,
-    /// `python`, then `python3.14` … `python3.10` are looked up on `PATH`.
+    /// Interpreter used to create environments (`deploy.python`), preferred when it
+    /// satisfies the version's `requires-python`. Either way the interpreters on `PATH`,
+    /// under pyenv, asdf and uv, and `/usr{,/local}/bin/python3.N` are considered too
+    /// ([`super::python::discover`]); the newest that satisfies is used.
     pub python: Option<PathBuf>,
+    /// When no interpreter satisfies a version, install one with `uv python install`
+    /// at the start of the environment phase (`deploy.provision_python`). Needs uv as the
+    /// installer (found, and `use_uv` not `never`); otherwise the deploy is refused.
+    pub provision_python: bool,
+    /// Where `uv python install` downloads Python builds from
+    /// (`deploy.python_install_mirror`, passed as `UV_PYTHON_INSTALL_MIRROR`); uv's
+    /// default when unset.
+    pub python_install_mirror: Option<String>,
     /// Git executable (`deploy.git`), looked up on `PATH` when not a path.
     pub git: PathBuf,
     /// `uv` executable (`deploy.uv`); `uv` on `PATH` when unset.
@@ -169,6 +180,11 @@ pub struct DeployConfig {
     /// Days a deleted instance's folders stay in the trash before they are purged
     /// (`deploy.trash_days`); 0 removes them at delete, as before the trash existed.
     pub trash_days: u32,
+    /// Test hook: where interpreter discovery looks, instead of this process's
+    /// environment (`PATH`, `PYENV_ROOT`, `HOME`, …). Not deserialized, like
+    /// `install_command`.
+    #[serde(skip)]
+    pub python_search: Option<SearchRoots>,
 }
 
 impl Default for DeployConfig {
@@ -176,6 +192,8 @@ impl Default for DeployConfig {
         Self {
             sources: SourcesConfig::default(),
             python: None,
+            provision_python: true,
+            python_install_mirror: None,
             git: PathBuf::from("git"),
             uv: None,
             use_uv: UseUv::Auto,
@@ -188,6 +206,7 @@ impl Default for DeployConfig {
             cache_dir: None,
             tool_env: Vec::new(),
             trash_days: 7,
+            python_search: None,
         }
     }
 }

@@ -4,9 +4,11 @@
 
 use super::error::{StepError, StepResult};
 use super::process::Cmd;
+use super::python::{self, ProvisionError, ProvisionRequest, RequiresPython};
+use super::recipe::Recipe;
 use super::runner::Runner;
 use super::sink::LogLevel;
-use super::validate::{ComponentKind, Installer};
+use super::validate::{self, ComponentKind, Installer, PythonChoice, PythonInfo};
 use std::path::{Path, PathBuf};
 
 /// Name of the environment directory inside a component.
@@ -46,10 +48,12 @@ impl Runner<'_> {
             },
         };
         let name = kind.as_str();
+        // Before the component is current, so the provisioning lines carry no prefix: the
+        // interpreter serves every component.
+        let py = self.ensure_python().await?;
         self.current = Some(kind);
         self.component(kind, "installing", 35, "creating virtual environment");
 
-        let py = self.python.path.clone();
         let venv_cmd = match &self.plan.installer {
             Installer::Uv(uv) => Cmd::new(uv)
                 .cwd(&dir)
@@ -214,6 +218,95 @@ impl Runner<'_> {
             ),
         );
         Ok(Some(path))
+    }
+
+    /// The interpreter environments are made from; when the plan says to provision one,
+    /// installs it first with `uv python install` as a logged step (once per job).
+    async fn ensure_python(&mut self) -> StepResult<PathBuf> {
+        let (request, need, uv) = match &self.python {
+            PythonChoice::Found(p) => return Ok(p.path.clone()),
+            PythonChoice::Provision { request, need, uv } => {
+                (request.clone(), need.clone(), uv.clone())
+            }
+        };
+        self.log(
+            LogLevel::Info,
+            format!("no Python on this host satisfies {need}; installing Python {request} with uv"),
+        );
+        let sink = self.sink();
+        let mut on_line = |line: &str| sink.log(LogLevel::Info, line);
+        let req = ProvisionRequest {
+            uv: &uv,
+            request: &request,
+            need: &need,
+            mirror: self.cfg.python_install_mirror.as_deref(),
+            // A download plus unpack: bounded like a requirements install, not like a venv.
+            timeout: self.cfg.timeouts.install(),
+            env: vec![(super::leftovers::JOB_ENV, self.job_id)],
+        };
+        match python::provision(&req, Some(self.cancel), &mut on_line).await {
+            Ok(i) => {
+                self.log(
+                    LogLevel::Success,
+                    format!(
+                        "Python {} installed: {}",
+                        i.version_string(),
+                        i.path.display()
+                    ),
+                );
+                let path = i.path.clone();
+                self.python = PythonChoice::Found(PythonInfo {
+                    path: i.path,
+                    version: i.version,
+                });
+                Ok(path)
+            }
+            Err(ProvisionError::Canceled) => Err(StepError::Canceled),
+            Err(e) => Err(StepError::Failed(e.to_string())),
+        }
+    }
+
+    /// After checkout: what this tree needs (the recipe's floor and the checkout's own
+    /// `requires-python`), and a new choice when the planned interpreter does not fit.
+    pub(crate) async fn recheck_python(
+        &mut self,
+        recipe: &'static Recipe,
+        root: &Path,
+    ) -> StepResult<()> {
+        let mut need = RequiresPython::at_least(recipe.min_python);
+        match RequiresPython::from_pyproject(root) {
+            Ok(Some(spec)) => need = need.and(&spec),
+            Ok(None) => {}
+            Err(e) => self.log(
+                LogLevel::Warning,
+                format!("{e}; going by the {} layout's {need}", recipe.layout_name()),
+            ),
+        }
+        match &self.python {
+            PythonChoice::Found(p) if need.matches(p.version) => return Ok(()),
+            PythonChoice::Provision { need: planned, .. } if *planned == need => return Ok(()),
+            _ => {}
+        }
+        let what = format!("MaiBot {}", self.plan.version.name);
+        let choice = validate::find_python(self.cfg, &need, &what, &self.plan.installer)
+            .await
+            .map_err(|e| StepError::Failed(e.to_string()))?;
+        match &choice {
+            PythonChoice::Found(p) => self.log(
+                LogLevel::Info,
+                format!(
+                    "{what} needs Python {need}; using {} ({})",
+                    p.path.display(),
+                    p.version_string()
+                ),
+            ),
+            PythonChoice::Provision { request, .. } => self.log(
+                LogLevel::Info,
+                format!("{what} needs Python {need}; Python {request} will be installed with uv"),
+            ),
+        }
+        self.python = choice;
+        Ok(())
     }
 
     fn install_cmd(&self, dir: &Path, vpy: &Path, req: &Path, constraints: Option<&Path>) -> Cmd {

@@ -128,6 +128,24 @@ pub enum ValidationError {
         /// The config key that points the launcher at it (`deploy.git`).
         config_key: &'static str,
     },
+    /// No interpreter satisfies the version and none can be provisioned.
+    #[error("{need}; found {}. {hint}", found_list(.found))]
+    PythonUnavailable {
+        /// What is needed: `MaiBot 1.2.1 needs Python >=3.12`.
+        need: String,
+        /// Every interpreter found, as `3.11.2 (/usr/bin/python3)`.
+        found: Vec<String>,
+        /// What to install or set.
+        hint: String,
+    },
+}
+
+fn found_list(found: &[String]) -> String {
+    if found.is_empty() {
+        "no Python interpreter".to_string()
+    } else {
+        found.join(", ")
+    }
 }
 
 impl ValidationError {
@@ -155,6 +173,7 @@ impl ValidationError {
             Self::NoFreePort { .. } => "port_unavailable",
             Self::UnknownAdapterVersion(_) => "unknown_adapter_version",
             Self::AdapterIncompatible { .. } => "adapter_incompatible",
+            Self::PythonUnavailable { .. } => "python_unavailable",
         }
     }
 }

@@ -483,24 +483,7 @@ impl Runner<'_> {
                     .to_string()
             })
         });
-        let have = (self.python.version.0, self.python.version.1);
-        if have < recipe.min_python {
-            let py = validate::find_python(self.cfg.python.as_deref(), recipe.min_python)
-                .await
-                .map_err(|e| StepError::Failed(e.to_string()))?;
-            self.log(
-                LogLevel::Info,
-                format!(
-                    "the {} layout needs Python >= {}.{}; using {} ({})",
-                    recipe.layout_name(),
-                    recipe.min_python.0,
-                    recipe.min_python.1,
-                    py.path.display(),
-                    py.version_string()
-                ),
-            );
-            self.python = py;
-        }
+        self.recheck_python(recipe, root).await?;
         Ok(())
     }
 

@@ -29,6 +29,8 @@ pub mod inspect;
 mod leftovers;
 mod md5;
 mod process;
+pub mod python;
+pub mod reach;
 pub mod recipe;
 mod runner;
 pub mod sink;
@@ -49,7 +51,7 @@ pub use runner::{ComponentPlan, DeployOutcome, PortAssignment};
 pub use sink::{DeploySink, LogLevel, MonotonicProgress, Phase};
 pub use validate::{
     AdapterPlan, ComponentKind, ComponentRequest, DeployPlan, DeployRequest, Installer,
-    PlannedPorts, PythonInfo, ValidationContext,
+    PlannedPorts, PythonChoice, PythonInfo, ValidationContext,
 };
 pub use versions::{RefKind, VersionEntry, VersionList};
 
@@ -168,8 +170,13 @@ impl Deployer {
         let uv = validate::choose_installer(&self.config)
             .await
             .is_ok_and(|i| matches!(i, Installer::Uv(_)));
-        let mut by_min: std::collections::HashMap<(u32, u32), Option<PythonInfo>> =
-            std::collections::HashMap::new();
+        // One discovery for the whole list; each family's floor is then a pure choice.
+        let roots = self
+            .config
+            .python_search
+            .clone()
+            .unwrap_or_else(python::SearchRoots::from_env);
+        let found = python::discover(self.config.python.as_deref(), &roots).await;
         let latest = list
             .versions
             .iter()
@@ -184,22 +191,15 @@ impl Deployer {
                 RefKind::Branch => None,
             };
             let min = recipe.map(|r| r.min_python);
-            let interpreter = match min {
-                Some(m) => match by_min.get(&m) {
-                    Some(found) => found.clone(),
-                    None => {
-                        let found = validate::find_python(self.config.python.as_deref(), m)
-                            .await
-                            .ok();
-                        by_min.insert(m, found.clone());
-                        found
-                    }
-                },
-                None => None,
-            };
+            let interpreter = min.and_then(|m| {
+                python::choose(&found, &python::RequiresPython::at_least(m)).map(|i| PythonInfo {
+                    path: i.path.clone(),
+                    version: i.version,
+                })
+            });
             let python = match (&interpreter, min) {
                 (Some(_), _) => "ready",
-                (None, Some(_)) if uv => "after_provisioning",
+                (None, Some(_)) if uv && self.config.provision_python => "after_provisioning",
                 (None, Some(_)) => "unavailable",
                 (None, None) => "unknown",
             };
@@ -247,8 +247,14 @@ impl Deployer {
             self.check_adapter_name(name, &entry.name, recipe).await?;
         }
         let min_py = recipe.map_or_else(recipe::min_python_any, |r| r.min_python);
-        let python = validate::find_python(self.config.python.as_deref(), min_py).await?;
         let installer = validate::choose_installer(&self.config).await?;
+        let python = validate::find_python(
+            &self.config,
+            &python::RequiresPython::at_least(min_py),
+            &format!("MaiBot {}", entry.name),
+            &installer,
+        )
+        .await?;
         Ok(DeployPlan {
             instance_name: req.instance_name.trim().to_string(),
             install_path,

@@ -9,7 +9,7 @@ use super::error::{DeployError, StepError, StepResult};
 use super::process::{self, Cmd, Finished, RunError, Stream};
 use super::recipe::{PortRole, Recipe};
 use super::sink::{DeploySink, LogLevel, MonotonicProgress, Phase};
-use super::validate::{ComponentKind, DeployPlan, PythonInfo};
+use super::validate::{ComponentKind, DeployPlan, PythonChoice};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -80,7 +80,7 @@ pub(crate) struct Runner<'a> {
     pub(crate) created: Vec<PathBuf>,
     /// The recipe once known (tags: from validation; branches: after checkout).
     pub(crate) recipe: Option<&'static Recipe>,
-    pub(crate) python: PythonInfo,
+    pub(crate) python: PythonChoice,
     pub(crate) adapter_ref: Option<String>,
     /// Where the adapter was checked out (standalone folder or plugin folder).
     pub(crate) adapter_dir: Option<PathBuf>,

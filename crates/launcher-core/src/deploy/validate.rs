@@ -4,6 +4,7 @@
 use super::config::{DeployConfig, UseUv};
 use super::error::ValidationError;
 use super::process::{self, Cmd};
+use super::python::{self, RequiresPython, SearchRoots};
 use super::recipe::{self, Recipe};
 use super::versions::{RefKind, VersionEntry, VersionList};
 use serde::{Deserialize, Serialize};
@@ -144,6 +145,33 @@ impl PythonInfo {
     }
 }
 
+/// The interpreter a plan uses: one that is there, or one to install first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PythonChoice {
+    /// An interpreter on this host satisfies the version.
+    Found(PythonInfo),
+    /// None does; the runner installs `request` with `uv python install` at the start of
+    /// the environment phase.
+    Provision {
+        /// What to ask uv for (`3.12`).
+        request: String,
+        /// What the installed interpreter must satisfy.
+        need: RequiresPython,
+        /// The uv that installs it.
+        uv: PathBuf,
+    },
+}
+
+impl PythonChoice {
+    /// The interpreter, when it is already there.
+    pub fn found(&self) -> Option<&PythonInfo> {
+        match self {
+            PythonChoice::Found(p) => Some(p),
+            PythonChoice::Provision { .. } => None,
+        }
+    }
+}
+
 /// How environments get made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -200,8 +228,8 @@ pub struct DeployPlan {
     pub telemetry: bool,
     /// The adapter, when requested.
     pub adapter: Option<AdapterPlan>,
-    /// The interpreter environments are created from.
-    pub python: PythonInfo,
+    /// The interpreter environments are created from, or the one to provision.
+    pub python: PythonChoice,
     /// Git executable.
     pub git: PathBuf,
     /// uv or pip.
@@ -554,64 +582,71 @@ pub async fn check_git(git: &Path) -> Result<String, ValidationError> {
     }
 }
 
-const PY_PROBE: &str = "import sys; sys.stdout.write('%s\\n%d.%d.%d\\n' % (sys.executable, \
-                        sys.version_info[0], sys.version_info[1], sys.version_info[2]))";
-
-async fn probe_python(p: &Path) -> Result<PythonInfo, String> {
-    let cmd = Cmd::new(p).args(["-c", PY_PROBE]);
-    let (fin, out) = process::capture(&cmd, PROBE_TIMEOUT, None)
-        .await
-        .map_err(|e| e.to_string())?;
-    if !fin.status.success() {
-        return Err(fin.failure_summary());
-    }
-    let (Some(exe), Some(ver)) = (out.first(), out.get(1)) else {
-        return Err("unexpected output".to_string());
-    };
-    let nums: Vec<u32> = ver.split('.').filter_map(|n| n.parse().ok()).collect();
-    match nums.as_slice() {
-        [a, b, c] => Ok(PythonInfo {
-            path: PathBuf::from(exe),
-            version: (*a, *b, *c),
-        }),
-        _ => Err(format!("unexpected version {ver:?}")),
-    }
-}
-
-/// The configured interpreter, or the first of `python3`, `python`, `python3.14` …
-/// `python3.10` on `PATH`, that is at least `min`.
+/// Picks the interpreter for a version that needs `need` (`what` names the version in the
+/// refusal: `MaiBot 1.2.1`): every interpreter [`python::discover`] finds is considered
+/// and [`python::choose`] decides. When none satisfies, the plan says to provision one if
+/// `deploy.provision_python` is on and uv is the installer; otherwise the refusal names
+/// what was found and what to install. A configured `deploy.python` that does not run is
+/// a refusal of its own: the operator pointed at it, so it is not silently passed over.
 pub async fn find_python(
-    configured: Option<&Path>,
-    min: (u32, u32),
-) -> Result<PythonInfo, ValidationError> {
-    let candidates: Vec<PathBuf> = match configured {
-        Some(p) => vec![p.to_path_buf()],
-        None => ["python3", "python"]
-            .into_iter()
-            .map(PathBuf::from)
-            .chain(
-                (10..=14)
-                    .rev()
-                    .map(|m| PathBuf::from(format!("python3.{m}"))),
-            )
-            .collect(),
-    };
-    let mut tried = Vec::new();
-    for c in &candidates {
-        match probe_python(c).await {
-            Ok(info) if (info.version.0, info.version.1) >= min => return Ok(info),
-            Ok(info) => tried.push(format!(
-                "{} is {} (too old)",
-                c.display(),
-                info.version_string()
-            )),
-            Err(e) => tried.push(format!("{}: {e}", c.display())),
-        }
+    cfg: &DeployConfig,
+    need: &RequiresPython,
+    what: &str,
+    installer: &Installer,
+) -> Result<PythonChoice, ValidationError> {
+    let configured = cfg.python.as_deref();
+    let roots = cfg
+        .python_search
+        .clone()
+        .unwrap_or_else(SearchRoots::from_env);
+    let found = python::discover(configured, &roots).await;
+    if let Some(c) = configured
+        && !found.iter().any(|i| i.source == python::Source::Configured)
+    {
+        let detail = match python::probe(c).await {
+            Err(e) => e,
+            Ok(_) => format!("{} did not answer consistently", c.display()),
+        };
+        return Err(ValidationError::ToolMissing {
+            tool: format!("python {need}"),
+            detail,
+            config_key: "deploy.python",
+        });
     }
-    Err(ValidationError::ToolMissing {
-        tool: format!("python >= {}.{}", min.0, min.1),
-        detail: tried.join("; "),
-        config_key: "deploy.python",
+    if let Some(i) = python::choose(&found, need) {
+        return Ok(PythonChoice::Found(PythonInfo {
+            path: i.path.clone(),
+            version: i.version,
+        }));
+    }
+    let request = need.install_request();
+    let uv = match installer {
+        Installer::Uv(uv) => Some(uv),
+        Installer::Pip => None,
+    };
+    if let (true, Some(uv), Some(request)) = (cfg.provision_python, uv, &request) {
+        return Ok(PythonChoice::Provision {
+            request: request.clone(),
+            need: need.clone(),
+            uv: uv.clone(),
+        });
+    }
+    let v = request.unwrap_or_else(|| need.to_string());
+    let mut hint = format!(
+        "Install Python {v} (e.g. `uv python install {v}` or `pyenv install {v}`) or set \
+         deploy.python"
+    );
+    match (uv, cfg.provision_python) {
+        (Some(_), false) => hint.push_str(
+            "; or set deploy.provision_python = true to let the launcher install it with uv",
+        ),
+        (None, true) => hint.push_str("; with uv installed the launcher installs it itself"),
+        _ => {}
+    }
+    Err(ValidationError::PythonUnavailable {
+        need: format!("{what} needs Python {need}"),
+        found: found.iter().map(python::Interpreter::describe).collect(),
+        hint,
     })
 }
 
