@@ -43,11 +43,7 @@ fn rss_kib() -> anyhow::Result<u64> {
 /// follows should add nothing.
 async fn memory_over_floods(dir: &Path, floods: usize, lines: u64) -> anyhow::Result<()> {
     let before = rss_kib()?;
-    let c = component(
-        dir,
-        flood_argv(lines),
-        Some(&dir.join("logs/memory.log")),
-    )?;
+    let c = component(dir, flood_argv(lines), Some(&dir.join("logs/memory.log")))?;
     let mut sub = c.logs().subscribe(Replay::None);
     let reader = tokio::spawn(async move { while sub.recv().await.is_some() {} });
     let mut after = Vec::with_capacity(floods);
@@ -63,13 +59,16 @@ async fn memory_over_floods(dir: &Path, floods: usize, lines: u64) -> anyhow::Re
         after.push(rss_kib()?);
     }
     let (ring_records, ring_bytes) = c.logs().buffered();
+    let ring_heap = c.logs().retained_bytes();
     drop(c);
     reader.abort();
     let (Some(&first), Some(&last)) = (after.first(), after.last()) else {
         return Ok(());
     };
     let mb = |kib: u64| kib as f64 / 1024.0;
-    println!("\n(e) RSS over {floods} floods of {lines} lines into one component (ring+file+1 subscriber)");
+    println!(
+        "\n(e) RSS over {floods} floods of {lines} lines into one component (ring+file+1 subscriber)"
+    );
     println!("  before the first flood  {:>8.1} MB", mb(before));
     let list: Vec<String> = after.iter().map(|k| format!("{:.1}", mb(*k))).collect();
     println!("  after each flood (MB)   {}", list.join("  "));
@@ -81,8 +80,9 @@ async fn memory_over_floods(dir: &Path, floods: usize, lines: u64) -> anyhow::Re
         (mb(last) - mb(first)) / ((floods.saturating_sub(1)).max(1) as f64 * lines as f64 / 1e6)
     );
     println!(
-        "  ring at the end: {ring_records} records, {:.2} MB of data (bounds {} records, {:.1} MB)",
+        "  ring at the end: {ring_records} records, {:.2} MB of data in {:.2} MB of buffers (bounds {} records, {:.1} MB)",
         ring_bytes as f64 / 1048576.0,
+        ring_heap as f64 / 1048576.0,
         LogConfig::default().ring_max_records,
         LogConfig::default().ring_max_bytes as f64 / 1048576.0
     );
