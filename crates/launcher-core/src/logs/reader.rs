@@ -71,11 +71,13 @@ pub fn spawn_reader(
                     Ok(chunk) => {
                         pending.extend_from_slice(&chunk);
                         give_back(chunk);
-                        // Take whatever else is already queued before publishing once.
+                        // Take whatever else is already queued before publishing once, up
+                        // to one `MAX_PENDING`: a bigger batch saves little locking and makes
+                        // every run's pending buffer a larger heap block to come and go.
                         while let Ok(more) = rx.try_recv() {
                             pending.extend_from_slice(&more);
                             give_back(more);
-                            if pending.len() > 4 * MAX_PENDING {
+                            if pending.len() > MAX_PENDING {
                                 break;
                             }
                         }
