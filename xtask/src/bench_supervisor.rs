@@ -1,5 +1,6 @@
 //! `cargo xtask bench supervisor`: log pipeline throughput against a bare PTY reader,
-//! exit-to-observed latency, kill-to-reaped time for a process tree, and replay time.
+//! exit-to-observed latency, kill-to-reaped time for a process tree, replay time, and the
+//! process's resident memory across repeated floods of one component.
 
 use clap::Parser;
 use launcher_core::logs::{Event, LogConfig, Replay};
@@ -19,6 +20,74 @@ pub struct Args {
     /// Samples for the latency measurements.
     #[arg(long, default_value_t = 50)]
     samples: usize,
+    /// Floods of `--flood-lines` lines into one component for the memory figure (0 skips it).
+    #[arg(long, default_value_t = 10)]
+    floods: usize,
+    /// Lines per flood of the memory figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    flood_lines: u64,
+}
+
+/// This process's resident set in KiB (`VmRSS`), the figure a user sees for the daemon.
+fn rss_kib() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/self/status"))
+}
+
+/// (e) The same component flooded `floods` times (as a bot restarted after each burst),
+/// with its log file and one live subscriber, RSS read after each flood. The reference is
+/// the RSS after the first flood, when the ring, channel and file buffers are full: what
+/// follows should add nothing.
+async fn memory_over_floods(dir: &Path, floods: usize, lines: u64) -> anyhow::Result<()> {
+    let before = rss_kib()?;
+    let c = component(dir, flood_argv(lines), Some(&dir.join("logs/memory.log")))?;
+    let mut sub = c.logs().subscribe(Replay::None);
+    let reader = tokio::spawn(async move { while sub.recv().await.is_some() {} });
+    let mut after = Vec::with_capacity(floods);
+    for _ in 0..floods {
+        let mut watch = c.watch();
+        let starts = watch.borrow().start_count;
+        c.start().await?;
+        watch
+            .wait_for(|s| {
+                s.start_count > starts && s.state == State::Stopped && s.last_exit.is_some()
+            })
+            .await?;
+        after.push(rss_kib()?);
+    }
+    let (ring_records, ring_bytes) = c.logs().buffered();
+    let ring_heap = c.logs().retained_bytes();
+    drop(c);
+    reader.abort();
+    let (Some(&first), Some(&last)) = (after.first(), after.last()) else {
+        return Ok(());
+    };
+    let mb = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "\n(e) RSS over {floods} floods of {lines} lines into one component (ring+file+1 subscriber)"
+    );
+    println!("  before the first flood  {:>8.1} MB", mb(before));
+    let list: Vec<String> = after.iter().map(|k| format!("{:.1}", mb(*k))).collect();
+    println!("  after each flood (MB)   {}", list.join("  "));
+    println!(
+        "  after flood {floods} vs after flood 1 (reference): {:>8.1} MB vs {:>8.1} MB  growth {:+.1} MB   ({:+.2} MB per million lines after the first flood)",
+        mb(last),
+        mb(first),
+        mb(last) - mb(first),
+        (mb(last) - mb(first)) / ((floods.saturating_sub(1)).max(1) as f64 * lines as f64 / 1e6)
+    );
+    println!(
+        "  ring at the end: {ring_records} records, {:.2} MB of data in {:.2} MB of buffers (bounds {} records, {:.1} MB)",
+        ring_bytes as f64 / 1048576.0,
+        ring_heap as f64 / 1048576.0,
+        LogConfig::default().ring_max_records,
+        LogConfig::default().ring_max_bytes as f64 / 1048576.0
+    );
+    Ok(())
 }
 
 fn flood_argv(lines: u64) -> Vec<String> {
@@ -182,8 +251,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         percentile(reps.clone(), 0.5),
         percentile(reps, 0.99)
     );
+    if args.floods > 0 {
+        memory_over_floods(dir.path(), args.floods, args.flood_lines).await?;
+    }
     println!(
-        "\ntargets: (a) >= 50% of raw and >= 300,000 lines/s; (b) p50 < 20 ms; (c) < 100 ms; (d) < 5 ms"
+        "\ntargets: (a) >= 50% of raw and >= 300,000 lines/s; (b) p50 < 20 ms; (c) < 100 ms; (d) < 5 ms; (e) growth within 5 MB"
     );
     Ok(())
 }

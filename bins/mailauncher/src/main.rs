@@ -181,6 +181,37 @@ fn security(settings: &Settings) -> anyhow::Result<Security> {
     })
 }
 
+/// Temp files of atomic writes a crash or kill interrupted (each a full copy of a config)
+/// would otherwise pile up next to the configs: at boot no write of ours is in progress.
+/// A failure to list instances only skips their folders; it does not stop the boot.
+async fn sweep_temp_files(catalog: &Catalog, data_dir: &std::path::Path) {
+    let mut dirs = vec![data_dir.to_path_buf()];
+    match catalog.list().await {
+        Ok(list) => dirs.extend(
+            list.iter()
+                .flat_map(launcher_core::instance_files::config_dirs),
+        ),
+        Err(e) => tracing::warn!(error = %e, "temp-file sweep: could not list instances"),
+    }
+    let n = dirs.len();
+    match tokio::task::spawn_blocking(move || {
+        launcher_core::instance_files::sweep_temp_files(&dirs)
+    })
+    .await
+    {
+        Ok(0) => tracing::debug!(
+            dirs = n,
+            "temp-file sweep: nothing left by interrupted writes"
+        ),
+        Ok(removed) => tracing::info!(
+            removed,
+            dirs = n,
+            "temp-file sweep: removed temp files of interrupted writes"
+        ),
+        Err(e) => tracing::warn!(error = %e, "temp-file sweep failed"),
+    }
+}
+
 async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
     // Listen before anything is announced: a supervisor (or a test) may send SIGINT the
     // moment it reads the "listening on" line, and an uninstalled handler means the
@@ -216,6 +247,7 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
         supervisor.clone(),
         trash.clone(),
     );
+    sweep_temp_files(&catalog, &data_dir).await;
     let jobs = Jobs::new(
         db.clone(),
         tenant,

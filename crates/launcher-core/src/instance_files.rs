@@ -7,8 +7,9 @@ use crate::files::toml_doc::ChangeSummary;
 use crate::files::{ConfigFile, FileError, safe_path};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// Which file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,4 +228,75 @@ fn json_type(v: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
+}
+
+/// Age past which a temp file of ours is stale even if a process with its writer's pid is
+/// alive: a write takes milliseconds, and after a restart that pid may belong to someone
+/// else.
+const TEMP_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The directories an instance's config writes go to (the editor's and the deployer's):
+/// its install directory and `config/`, and each component's directory and `config/`.
+pub fn config_dirs(info: &InstanceInfo) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let roots = std::iter::once(PathBuf::from(&info.row.install_path))
+        .chain(info.components.iter().map(|c| PathBuf::from(&c.path)));
+    for root in roots {
+        for d in [root.join("config"), root] {
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+    }
+    dirs
+}
+
+/// Removes the temp files that interrupted atomic writes left in `dirs` (not recursive):
+/// only names of the launcher's own pattern ([`crate::files::atomic::temp_writer_pid`]),
+/// only regular files, and only when the writer is gone or the file is older than a minute.
+/// Returns how many were removed; a directory that cannot be read is skipped (a missing
+/// component folder is not this sweep's business).
+pub fn sweep_temp_files(dirs: &[PathBuf]) -> usize {
+    let now = SystemTime::now();
+    dirs.iter().map(|d| sweep_dir(d, now)).sum()
+}
+
+fn sweep_dir(dir: &Path, now: SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(crate::files::atomic::temp_writer_pid)
+        else {
+            continue;
+        };
+        // `DirEntry::metadata` does not follow symlinks: a link is never ours.
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age > TEMP_MAX_AGE);
+        if old || !crate::supervisor::procfs::alive(pid) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::debug!(path = %entry.path().display(), "removed the temp file of an interrupted write");
+                    removed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "could not remove a stale temp file");
+                }
+            }
+        }
+    }
+    removed
 }

@@ -63,6 +63,47 @@ async fn the_ring_is_bounded_by_records_and_by_bytes() {
 }
 
 #[tokio::test]
+async fn a_full_ring_reuses_its_records_and_its_heap_stays_within_the_byte_bound() {
+    let cfg = LogConfig {
+        ring_max_records: 100,
+        ring_max_bytes: 8 * 1024,
+        channel_capacity: 16,
+        ..Default::default()
+    };
+    let p = LogPipeline::new(cfg.clone()).unwrap();
+    p.publish(lines(100, 1));
+    let oldest = {
+        let sub = p.subscribe(Replay::Tail(100));
+        std::sync::Arc::as_ptr(&sub.replay[0]) as usize
+    };
+    p.publish(lines(1, 101));
+    let newest = {
+        let sub = p.subscribe(Replay::Tail(1));
+        assert_eq!(sub.replay[0].seq, 101);
+        assert_eq!(sub.replay[0].data, b"line 101\n");
+        std::sync::Arc::as_ptr(&sub.replay[0]) as usize
+    };
+    assert_eq!(oldest, newest, "the evicted record carries the next one");
+
+    // Long lines, then a long run of short ones, then mixed sizes: what the ring holds on
+    // the heap follows what it buffers, never what it once buffered.
+    p.publish((0..50).map(|_| vec![b'L'; 4000]));
+    p.publish(lines(10_000, 1));
+    p.publish((0..20_000).map(|i| vec![b'm'; 1 + (i * 37) % 300]));
+    let (n, bytes) = p.buffered();
+    let retained = p.retained_bytes();
+    let bound = cfg.ring_max_bytes * 3 / 2 + LogPipeline::RETAINED_SLACK * cfg.ring_max_records;
+    assert!(
+        bytes <= cfg.ring_max_bytes && n <= cfg.ring_max_records,
+        "{n} records, {bytes} bytes"
+    );
+    assert!(
+        retained >= bytes && retained <= bound,
+        "{retained} bytes retained, bound {bound}"
+    );
+}
+
+#[tokio::test]
 async fn a_stalled_subscriber_never_blocks_the_producer_and_is_told_what_it_missed() {
     let p = LogPipeline::new(LogConfig {
         channel_capacity: 16,

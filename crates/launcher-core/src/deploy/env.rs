@@ -319,6 +319,13 @@ impl Runner<'_> {
         if let Some(c) = constraints {
             index_args.extend(["-c".to_string(), c.display().to_string()]);
         }
+        // A lock export is the whole closure, pinned and hashed: nothing is left to
+        // resolve. Without `--no-deps`, pip in hash-checking mode re-reads each package's
+        // own requirements and refuses a dependency named with an extra
+        // (`google-auth[requests]` from google-genai) as "not pinned" (measured on 0.12.3).
+        if req.file_name().and_then(|n| n.to_str()) == Some(PINNED_FILE) {
+            index_args.push("--no-deps".to_string());
+        }
         if let Some(argv) = &self.cfg.install_command
             && let Some((prog, rest)) = argv.split_first()
         {

@@ -104,10 +104,47 @@ fn write_backup(target: &Path, dir: &Path, name: &OsString) -> Result<(), FileEr
     Ok(())
 }
 
+/// What marks a temp file of ours: `.<target name>.tmp-<writer pid>` (the deployer's
+/// writer) or `.<target name>.tmp-<writer pid>-<6 random characters>` (this module). The pid
+/// lets a boot sweep tell an interrupted write (its writer is gone) from one in progress.
+const TEMP_MARK: &str = ".tmp-";
+const TEMP_RANDOM_LEN: usize = 6;
+
+/// The writer pid of a temp file named by the launcher's pattern, `None` for any other
+/// name (a user's `.bot_config.toml.tmp`, an editor's swap file, …).
+pub fn temp_writer_pid(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?;
+    let at = rest.rfind(TEMP_MARK)?;
+    if at == 0 {
+        return None; // no target name before the mark
+    }
+    let tail = &rest[at + TEMP_MARK.len()..];
+    let (pid, random) = match tail.split_once('-') {
+        Some((pid, random)) => (pid, Some(random)),
+        None => (tail, None),
+    };
+    if let Some(r) = random
+        && (r.len() != TEMP_RANDOM_LEN || !r.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return None;
+    }
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
 fn temp_in(dir: &Path, name: &OsString, new_file: bool) -> Result<NamedTempFile, FileError> {
-    let prefix = format!(".{}.", name.to_string_lossy());
+    let prefix = format!(
+        ".{}{TEMP_MARK}{}-",
+        name.to_string_lossy(),
+        std::process::id()
+    );
     let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
+    builder
+        .prefix(&prefix)
+        .rand_bytes(TEMP_RANDOM_LEN)
+        .suffix("");
     #[cfg(unix)]
     if new_file {
         use std::os::unix::fs::PermissionsExt;
@@ -145,6 +182,52 @@ mod tests {
             backup_path(Path::new("/a/bot_config.toml")),
             PathBuf::from("/a/bot_config.toml.bak")
         );
+    }
+
+    #[test]
+    fn temp_names_carry_the_writer_pid_and_nothing_else_matches() {
+        let me = std::process::id();
+        let name = OsString::from("bot_config.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let t = temp_in(dir.path(), &name, true).unwrap();
+        let file_name = t.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(temp_writer_pid(&file_name), Some(me), "{file_name}");
+        assert_eq!(temp_writer_pid(".bot_config.toml.tmp-4242"), Some(4242));
+        for other in [
+            "bot_config.toml",
+            ".bot_config.toml.tmp",
+            ".bot_config.toml.abc123.tmp",
+            ".bot_config.toml.tmp-",
+            ".bot_config.toml.tmp-12x",
+            ".bot_config.toml.tmp-12-abc",
+            ".bot_config.toml.tmp-12-abcdef.bak",
+            "bot_config.toml.tmp-12",
+            "..tmp-12",
+        ] {
+            assert_eq!(temp_writer_pid(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cfg.toml");
+        fs::write(&p, b"old\n").unwrap();
+        // The backup's place is a non-empty directory: renaming the backup's temp file onto
+        // it fails after both temp files were written.
+        fs::create_dir(backup_path(&p)).unwrap();
+        fs::write(backup_path(&p).join("keep"), b"").unwrap();
+        assert!(write_atomic(&p, b"a = 1\n", true).is_err());
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![OsString::from("cfg.toml"), OsString::from("cfg.toml.bak")]
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"old\n");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use super::{LogPipeline, plain_line};
 use std::io::Read;
+use std::ops::Range;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -27,7 +28,7 @@ impl LineWatch {
         }
     }
 
-    fn matches(&self, lines: &[Vec<u8>]) -> bool {
+    fn matches(&self, lines: &[&[u8]]) -> bool {
         lines.iter().any(|l| {
             let text = plain_line(l);
             self.needles.iter().any(|n| text.contains(n.as_str()))
@@ -43,10 +44,20 @@ impl std::fmt::Debug for LineWatch {
     }
 }
 
+/// Size of one `read`.
+const CHUNK: usize = 64 * 1024;
+
+/// Chunks in flight between the two threads.
+const IN_FLIGHT: usize = 64;
+
 /// Starts draining `reader` (a PTY master or pipe) into `pipeline` on dedicated threads:
 /// one blocks in `read`, the other cuts lines and flushes a partial line (a prompt) after
 /// `flush_after` of quiet. The returned handle finishes at end of file, after the last
 /// bytes are published.
+///
+/// Read buffers travel back to the reading thread once their bytes are copied out, so a
+/// run allocates at most `IN_FLIGHT + 2` of them however long it floods; lines are handed
+/// to the pipeline as slices of one pending buffer, never as one allocation each.
 pub fn spawn_reader(
     reader: Box<dyn Read + Send>,
     pipeline: LogPipeline,
@@ -64,16 +75,23 @@ pub fn spawn_reader_watching(
     name: &str,
     mut watch: Option<LineWatch>,
 ) -> std::io::Result<JoinHandle<()>> {
-    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(64);
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+    let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT + 1);
     std::thread::Builder::new()
         .name(format!("{name}-read"))
         .spawn(move || {
-            let mut buf = vec![0u8; 64 * 1024];
+            let mut buf = vec![0u8; CHUNK];
             loop {
                 match reader.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
-                        if tx.send(buf[..n].to_vec()).is_err() {
+                        // A returned buffer keeps its capacity, which follows the sizes
+                        // reads actually return (a PTY gives a few KiB at a time), not the
+                        // size asked for.
+                        let mut chunk = free_rx.try_recv().unwrap_or_default();
+                        chunk.clear();
+                        chunk.extend_from_slice(&buf[..n]);
+                        if tx.send(chunk).is_err() {
                             break;
                         }
                     }
@@ -87,38 +105,47 @@ pub fn spawn_reader_watching(
         .name(format!("{name}-lines"))
         .spawn(move || {
             let mut pending: Vec<u8> = Vec::new();
-            // Publishes, then fires the watch when these records hold its line.
-            let mut publish = |lines: Vec<Vec<u8>>| {
-                let hit = watch.as_ref().is_some_and(|w| w.matches(&lines));
-                pipeline.publish(lines);
-                if hit && let Some(w) = watch.take() {
-                    (w.on_match)();
-                }
+            let mut ranges: Vec<Range<usize>> = Vec::new();
+            let give_back = |chunk: Vec<u8>| {
+                // A full return queue (the reader exited) just drops the buffer.
+                let _ = free_tx.try_send(chunk);
             };
             loop {
                 match rx.recv_timeout(flush_after) {
                     Ok(chunk) => {
                         pending.extend_from_slice(&chunk);
-                        // Take whatever else is already queued before publishing once.
+                        give_back(chunk);
+                        // Take whatever else is already queued before publishing once, up
+                        // to one `MAX_PENDING`: a bigger batch saves little locking and makes
+                        // every run's pending buffer a larger heap block to come and go.
                         while let Ok(more) = rx.try_recv() {
                             pending.extend_from_slice(&more);
-                            if pending.len() > 4 * MAX_PENDING {
+                            give_back(more);
+                            if pending.len() > MAX_PENDING {
                                 break;
                             }
                         }
-                        let lines = cut_lines(&mut pending);
-                        if !lines.is_empty() {
-                            publish(lines);
+                        let used = cut_lines(&pending, &mut ranges);
+                        if !ranges.is_empty() {
+                            if watch.is_some() {
+                                let lines: Vec<&[u8]> =
+                                    ranges.iter().map(|r| &pending[r.clone()]).collect();
+                                publish_watched(&pipeline, &mut watch, &lines);
+                            } else {
+                                pipeline.publish(ranges.iter().map(|r| &pending[r.clone()]));
+                            }
                         }
+                        pending.drain(..used);
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         if !pending.is_empty() {
-                            publish(vec![std::mem::take(&mut pending)]);
+                            publish_watched(&pipeline, &mut watch, &[pending.as_slice()]);
+                            pending.clear();
                         }
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
                         if !pending.is_empty() {
-                            publish(vec![std::mem::take(&mut pending)]);
+                            publish_watched(&pipeline, &mut watch, &[pending.as_slice()]);
                         }
                         break;
                     }
@@ -127,26 +154,36 @@ pub fn spawn_reader_watching(
         })
 }
 
-/// Removes every complete line (newline included) from the front of `pending`; also cuts
-/// an over-long partial line.
-fn cut_lines(pending: &mut Vec<u8>) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
+/// Publishes `lines`, then fires the watch (once) when they hold its line.
+fn publish_watched(pipeline: &LogPipeline, watch: &mut Option<LineWatch>, lines: &[&[u8]]) {
+    let hit = watch.as_ref().is_some_and(|w| w.matches(lines));
+    pipeline.publish(lines.iter().copied());
+    if hit && let Some(w) = watch.take() {
+        (w.on_match)();
+    }
+}
+
+/// Fills `ranges` with every complete line (newline included) at the front of `pending`,
+/// then cuts an over-long partial line into `MAX_PENDING` pieces; returns how many bytes
+/// the ranges cover (the caller drops them after publishing).
+fn cut_lines(pending: &[u8], ranges: &mut Vec<Range<usize>>) -> usize {
+    ranges.clear();
     let mut start = 0;
     while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
-        out.push(pending[start..start + pos + 1].to_vec());
+        ranges.push(start..start + pos + 1);
         start += pos + 1;
     }
-    pending.drain(..start);
-    while pending.len() > MAX_PENDING {
-        out.push(pending.drain(..MAX_PENDING).collect());
+    while pending.len() - start > MAX_PENDING {
+        ranges.push(start..start + MAX_PENDING);
+        start += MAX_PENDING;
     }
-    out
+    start
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::{LineWatch, cut_lines, spawn_reader_watching};
+    use super::{LineWatch, MAX_PENDING, cut_lines, spawn_reader_watching};
     use crate::logs::{LogConfig, LogPipeline};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -177,9 +214,20 @@ mod tests {
 
     #[test]
     fn cuts_complete_lines_and_keeps_the_partial_one() {
-        let mut p = b"a\nbb\r\nccc".to_vec();
-        let lines = cut_lines(&mut p);
-        assert_eq!(lines, vec![b"a\n".to_vec(), b"bb\r\n".to_vec()]);
-        assert_eq!(p, b"ccc");
+        let p = b"a\nbb\r\nccc".to_vec();
+        let mut ranges = Vec::new();
+        let used = cut_lines(&p, &mut ranges);
+        let lines: Vec<&[u8]> = ranges.iter().map(|r| &p[r.clone()]).collect();
+        assert_eq!(lines, vec![&b"a\n"[..], &b"bb\r\n"[..]]);
+        assert_eq!(&p[used..], b"ccc");
+    }
+
+    #[test]
+    fn cuts_an_over_long_partial_line() {
+        let p = vec![b'x'; 2 * MAX_PENDING + 5];
+        let mut ranges = Vec::new();
+        let used = cut_lines(&p, &mut ranges);
+        assert_eq!(ranges, vec![0..MAX_PENDING, MAX_PENDING..2 * MAX_PENDING]);
+        assert_eq!(p.len() - used, 5);
     }
 }

@@ -709,8 +709,17 @@ async fn record(
             prev: &prev,
             now: &s,
         };
-        if let Err(e) = persist(&rec.db, &rec.tenant, ev, &last).await {
-            tracing::error!(instance = %id, component = %kind, error = %e, "could not record component state");
+        match persist(&rec.db, &rec.tenant, ev, &last).await {
+            Ok(()) => {}
+            // The instance was deleted while its components were still reporting (delete
+            // stops them, and their final states arrive after the rows are gone): there is
+            // nothing left to record, which is not a failure.
+            Err(maim_db::DbError::NotFound { .. }) => {
+                tracing::debug!(instance = %id, component = %kind, "instance rows gone; component state not recorded");
+            }
+            Err(e) => {
+                tracing::error!(instance = %id, component = %kind, error = %e, "could not record component state");
+            }
         }
         rec.rows.bump();
         // No subscriber is not an error.
