@@ -161,6 +161,9 @@ pub struct DeployConfig {
     /// Days a deleted instance's folders stay in the trash before they are purged
     /// (`deploy.trash_days`); 0 removes them at delete, as before the trash existed.
     pub trash_days: u32,
+    /// Directories instances may live in (`deploy.allowed_roots`); empty: anywhere outside
+    /// the system directories ([`crate::path_policy`]).
+    pub allowed_roots: Vec<PathBuf>,
 }
 
 impl Default for DeployConfig {
@@ -178,6 +181,7 @@ impl Default for DeployConfig {
             versions_cache_ttl: 600,
             install_command: None,
             trash_days: 7,
+            allowed_roots: Vec::new(),
         }
     }
 }
