@@ -118,7 +118,11 @@ impl OsUser {
     /// `None` (after saying so loudly) when accounts cannot be created here; under
     /// `CI=true` that is a failure instead.
     fn create() -> Option<Self> {
-        let name = format!("mlsec{}", std::process::id());
+        Self::create_named(&format!("mlsec{}", std::process::id()))
+    }
+
+    fn create_named(name: &str) -> Option<Self> {
+        let name = name.to_owned();
         let ok = Command::new("useradd")
             .args(["-M", "-s", "/bin/sh", &name])
             .status()
@@ -130,6 +134,22 @@ impl OsUser {
             return None;
         }
         Some(Self { name })
+    }
+
+    /// Whether this account can run the test client (python3 on its own PATH, not a shim
+    /// under /root); says so loudly when not, and fails under `CI=true`.
+    fn can_run_client(&self) -> bool {
+        let ok = Command::new("runuser")
+            .args(["-u", &self.name, "--", "python3", "-c", "pass"])
+            .current_dir("/")
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let msg = "python3 is not runnable by another OS user";
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+            eprintln!("SKIPPED (other-user security test): {msg}");
+        }
+        ok
     }
 
     /// Runs a small HTTP client as this user; returns (status, body).
@@ -188,21 +208,7 @@ fn security_other_os_users_on_loopback_need_the_token() {
     let Some(user) = OsUser::create() else {
         return;
     };
-    // python3 must be reachable for the other account (pyenv shims live under /root).
-    let python = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .unwrap();
-    let python = String::from_utf8_lossy(&python.stdout).trim().to_owned();
-    let probe = Command::new("runuser")
-        .args(["-u", &user.name, "--", "python3", "-c", "pass"])
-        .current_dir("/")
-        .status()
-        .is_ok_and(|s| s.success());
-    if !probe {
-        let msg = format!("python3 ({python}) is not runnable by another user");
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("SKIPPED security_other_os_users…: {msg}");
+    if !user.can_run_client() {
         return;
     }
     let app = spawn_app();
@@ -656,4 +662,110 @@ fn security_websockets_are_capped_per_instance_and_in_total() {
             other => panic!("the freed place was not reused: {}", other.is_some()),
         }
     }
+}
+
+/// The server binary run as another account (`setpriv`), stopped on drop.
+struct ServerAs {
+    child: std::process::Child,
+    port: u16,
+    _home: tempfile::TempDir,
+}
+
+impl Drop for ServerAs {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_as(user: &str) -> ServerAs {
+    use std::io::BufRead;
+    let home = tempfile::tempdir().unwrap();
+    let ok = Command::new("chown")
+        .args([
+            &format!("{user}:{user}"),
+            &home.path().display().to_string(),
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "chown of the server's HOME");
+    let mut child = Command::new("setpriv")
+        .args([
+            &format!("--reuid={user}"),
+            &format!("--regid={user}"),
+            "--clear-groups",
+            "--",
+            env!("CARGO_BIN_EXE_mailauncher"),
+            "serve",
+            "--port",
+            "0",
+        ])
+        .env("HOME", home.path())
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("MAILAUNCHER_DATA_DIR")
+        .env_remove("LOGS_DIR")
+        .current_dir("/")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    ServerAs {
+        child,
+        port,
+        _home: home,
+    }
+}
+
+#[test]
+fn security_the_launchers_own_user_and_root_pass_another_user_does_not() {
+    // The launcher runs as account A; A's and root's clients pass, account B's does not.
+    let pid = std::process::id();
+    let Some(a) = OsUser::create_named(&format!("mlsa{pid}")) else {
+        return;
+    };
+    let Some(b) = OsUser::create_named(&format!("mlsb{pid}")) else {
+        return;
+    };
+    if !a.can_run_client() {
+        return;
+    }
+    let server = serve_as(&a.name);
+    let (status, body) = a.get(server.port, "/instances", None);
+    assert_eq!(status, 200, "the launcher's own user: {body}");
+    let (status, body) = b.get(server.port, "/instances", None);
+    assert_eq!(
+        (status, &body["code"]),
+        (403, &json!("foreign_user")),
+        "{body}"
+    );
+    let out = raw(
+        server.port,
+        &format!(
+            "GET /api/v1/instances HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            server.port
+        ),
+    );
+    assert_eq!(parse_response(&out).0, 200, "root: {out}");
 }
