@@ -254,6 +254,7 @@ async fn deploy_once(
         forbidden_roots: Vec::new(),
         ports_in_use: HashSet::new(),
         home: Some(work.to_path_buf()),
+        policy: Default::default(),
     };
     let deployer = Deployer::new(cfg.clone());
     let plan = deployer

@@ -10,8 +10,10 @@ use launcher_api::security::Security;
 use launcher_core::catalog::Catalog;
 use launcher_core::deploy::Deployer;
 use launcher_core::events::EventBus;
+use launcher_core::instance_files::InstanceFiles;
 use launcher_core::jobs::Jobs;
 use launcher_core::metrics::{Metrics, MetricsConfig, Sampler};
+use launcher_core::path_policy::PathPolicy;
 use launcher_core::supervisor::{Supervisor, SupervisorConfig};
 use launcher_core::trash::Trash;
 use settings::{LoggingOverrides, Overrides, ServerOverrides, Settings, StorageOverrides};
@@ -168,7 +170,23 @@ fn supervisor_config(settings: &Settings) -> anyhow::Result<SupervisorConfig> {
 }
 
 fn security(settings: &Settings) -> anyhow::Result<Security> {
-    let token = if settings.token_required() {
+    let same_user = if settings.same_user_only() {
+        match launcher_api::peer::own_uid().filter(|_| launcher_api::peer::SUPPORTED) {
+            Some(uid) => Some(uid),
+            None => {
+                tracing::warn!(
+                    "security.same_user_only: this platform cannot tell which user owns a \
+                     loopback connection; other local users are not refused"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let token_required = settings.token_required();
+    // Other users present the token too, so it must exist whenever they are asked for it.
+    let token = if token_required || same_user.is_some() {
         Some(token::load_or_create(&settings.data_dir())?.into())
     } else {
         None
@@ -178,6 +196,9 @@ fn security(settings: &Settings) -> anyhow::Result<Security> {
         allow_loopback_origins: settings.security.allow_loopback_origins,
         loopback_only_hosts: settings.loopback_bind(),
         token,
+        token_required,
+        same_user,
+        api_prefix: settings.server.api_prefix.clone(),
     })
 }
 
@@ -220,7 +241,7 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
     let data_dir = settings.data_dir();
     std::fs::create_dir_all(&data_dir)?;
     let security = security(&settings)?;
-    if security.token.is_some() {
+    if security.token_required {
         tracing::warn!(
             host = %settings.server.host,
             "bound beyond loopback: every request needs the access token (`mailauncher token`)"
@@ -246,7 +267,8 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
         tenant.clone(),
         supervisor.clone(),
         trash.clone(),
-    );
+    )
+    .with_path_policy(PathPolicy::from_env(settings.deploy.allowed_roots.clone()));
     sweep_temp_files(&catalog, &data_dir).await;
     let jobs = Jobs::new(
         db.clone(),
@@ -288,13 +310,19 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
         started_at: std::time::Instant::now(),
         catalog,
         metrics,
-        files: Default::default(),
+        files: InstanceFiles::default().with_max_bytes(settings.server.max_file_bytes),
         jobs,
         events,
         data_dir,
         shutdown: shutdown_rx,
         list_cache: Default::default(),
+        ws: launcher_api::WsLimits::new(
+            settings.server.ws_max_total,
+            settings.server.ws_max_per_instance,
+        ),
+        max_file_bytes: settings.server.max_file_bytes,
     };
+    let check_peers = security.same_user.is_some();
     let prefix = settings.server.api_prefix.clone();
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
@@ -308,6 +336,12 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
                 security.clone(),
             ))
             .default_service(actix_web::web::to(launcher_api::not_found))
+    })
+    // The owner of each loopback client socket, read once per connection (not per request).
+    .on_connect(move |conn, ext| {
+        if check_peers {
+            launcher_api::peer::on_connect(conn, ext);
+        }
     })
     .workers(2)
     .disable_signals()

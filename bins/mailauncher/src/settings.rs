@@ -33,6 +33,7 @@ pub struct SecuritySettings {
     pub allowed_origins: Vec<String>,
     pub allow_loopback_origins: bool,
     pub require_token: TokenPolicy,
+    pub same_user_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -68,6 +69,9 @@ pub struct Server {
     pub host: String,
     pub port: u16,
     pub api_prefix: String,
+    pub ws_max_total: usize,
+    pub ws_max_per_instance: usize,
+    pub max_file_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -199,6 +203,21 @@ impl Settings {
             "supervisor.ready_timeout_secs must be at least 1"
         );
         self.stop_signal()?;
+        anyhow::ensure!(
+            self.server.ws_max_total >= 1 && self.server.ws_max_per_instance >= 1,
+            "server.ws_max_total and server.ws_max_per_instance must be at least 1"
+        );
+        anyhow::ensure!(
+            self.server.max_file_bytes >= 1024,
+            "server.max_file_bytes must be at least 1024"
+        );
+        for r in &self.deploy.allowed_roots {
+            anyhow::ensure!(
+                r.is_absolute(),
+                "deploy.allowed_roots: {} is not an absolute path",
+                r.display()
+            );
+        }
         if self.security.require_token == TokenPolicy::Never && !self.loopback_bind() {
             anyhow::bail!(
                 "security.require_token = \"never\" is refused for the non-loopback bind \
@@ -235,6 +254,12 @@ impl Settings {
             || h.parse::<std::net::IpAddr>()
                 .map(|ip| ip.is_loopback())
                 .unwrap_or(false)
+    }
+
+    /// Whether connections of other OS users must present the token (loopback binds with
+    /// `security.same_user_only`, on a platform that can tell who owns a client socket).
+    pub fn same_user_only(&self) -> bool {
+        self.security.same_user_only && self.loopback_bind()
     }
 
     /// Whether requests must carry the access token.

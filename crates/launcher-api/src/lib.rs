@@ -4,10 +4,13 @@
 mod error;
 mod ids;
 mod openapi;
+pub mod peer;
 mod routes;
 pub mod security;
+mod ws_limits;
 
 pub use error::ApiError;
+pub use ws_limits::WsLimits;
 
 use actix_web::web;
 use launcher_core::catalog::Catalog;
@@ -38,6 +41,10 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The last rendered instance list (the frontend polls it).
     pub list_cache: RenderCache,
+    /// Caps on open WebSockets (`server.ws_max_total`, `server.ws_max_per_instance`).
+    pub ws: WsLimits,
+    /// Largest file (emoji image) a route reads into memory (`server.max_file_bytes`).
+    pub max_file_bytes: u64,
 }
 
 /// A rendered response body and what it was rendered from: the catalog generation, the

@@ -311,7 +311,8 @@ pub fn document(prefix: &str, version: &str) -> OpenApi {
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .description(Some(
-                    "Needed only when the launcher is bound beyond loopback (`mailauncher token`)",
+                    "Needed when the launcher is bound beyond loopback, and on loopback from \
+                     another OS user's connection (`mailauncher token`)",
                 ))
                 .build(),
         ),

@@ -2,7 +2,7 @@
 //! installations; deleting instances without ever touching files the launcher did not create.
 
 use crate::error::CoreError;
-
+use crate::path_policy::PathPolicy;
 use crate::supervisor::{InstanceState, Status, Supervisor};
 use crate::trash::{Trash, TrashEntry, TrashError};
 use maim_db::entity::launcher::{instance_components as comps, instances as insts};
@@ -177,6 +177,14 @@ pub fn validate_name(name: &str) -> Result<(), CoreError> {
             "instance name must be at most 64 characters".into(),
         ));
     }
+    if name.chars().all(|c| c == '.') {
+        // `.` and `..` name the current and parent directory wherever a name becomes a
+        // path segment; a name of dots only is never a folder name of its own.
+        return Err(CoreError::Rejected {
+            code: "invalid_name",
+            detail: format!("instance name {name:?} is only dots; use letters or digits as well"),
+        });
+    }
     if name.trim() != name || !name.chars().all(ok_char) {
         return Err(CoreError::Invalid(format!(
             "instance name {name:?} may only contain letters, digits, spaces, '-', '_' and '.', \
@@ -222,6 +230,7 @@ pub struct Catalog {
     supervisor: Arc<Supervisor>,
     trash: Trash,
     snapshot: Arc<Mutex<Option<Arc<Snapshot>>>>,
+    policy: PathPolicy,
 }
 
 /// The instance and component rows as of one row generation. The list route is the
@@ -252,7 +261,33 @@ impl Catalog {
             supervisor,
             trash,
             snapshot: Arc::new(Mutex::new(None)),
+            policy: PathPolicy::from_env(Vec::new()),
         }
+    }
+
+    /// Uses `policy` for every path an instance may live at (added instances, deploy
+    /// targets through [`crate::jobs::Jobs`], inspection).
+    pub fn with_path_policy(mut self, policy: PathPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Where instances may live.
+    pub fn path_policy(&self) -> &PathPolicy {
+        &self.policy
+    }
+
+    /// Checks `path` against the [`PathPolicy`] (off the runtime: symlinks are resolved).
+    pub async fn check_path(&self, path: &Path) -> Result<(), CoreError> {
+        let policy = self.policy.clone();
+        let p = path.to_path_buf();
+        tokio::task::spawn_blocking(move || policy.check(&p))
+            .await
+            .map_err(|e| CoreError::Io(format!("path check failed: {e}")))?
+            .map_err(|r| CoreError::Rejected {
+                code: r.code(),
+                detail: r.to_string(),
+            })
     }
 
     /// Where deleted instances' folders go.
@@ -557,6 +592,11 @@ impl Catalog {
     /// Registers an installation that already exists on disk (not owned: never deleted
     /// from disk). Requires `bot.py` in the MaiBot directory and `main.py` in the adapter's.
     pub async fn add_existing(&self, new: NewInstance) -> Result<String, CoreError> {
+        for c in &new.components {
+            // Before anything about the folder is revealed: a system directory is refused
+            // whether or not it exists.
+            self.check_path(&c.path).await?;
+        }
         for c in &new.components {
             let entry = match c.kind.as_str() {
                 "main" => "bot.py",

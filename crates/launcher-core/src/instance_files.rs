@@ -54,10 +54,24 @@ pub enum InstanceFileError {
     Task(String),
 }
 
+/// The default cap on a file read into memory (20 MiB), `server.max_file_bytes`.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 20 * 1024 * 1024;
+
 /// Edits config files of instances.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct InstanceFiles {
     lock: Arc<tokio::sync::Mutex<()>>,
+    /// Largest file read (config, template); never above the config module's own cap.
+    max_bytes: u64,
+}
+
+impl Default for InstanceFiles {
+    fn default() -> Self {
+        Self {
+            lock: Arc::default(),
+            max_bytes: DEFAULT_MAX_FILE_BYTES.min(crate::files::config_file::DEFAULT_MAX_SIZE),
+        }
+    }
 }
 
 struct Located {
@@ -104,7 +118,7 @@ fn existing(loc: &Located) -> Result<PathBuf, FileError> {
 
 /// The adapter's config is seeded from its template when missing (as MaiBot's adapter
 /// itself would do on first start).
-fn seed(loc: &Located) -> Result<(), FileError> {
+fn seed(loc: &Located, max_bytes: u64) -> Result<(), FileError> {
     let Some(t) = &loc.template else {
         return Ok(());
     };
@@ -113,12 +127,11 @@ fn seed(loc: &Located) -> Result<(), FileError> {
         return Ok(());
     }
     let template = safe_path::resolve_inside(&loc.root, &loc.root.join(t))?;
-    let bytes = std::fs::read(&template).map_err(|e| FileError::Io {
-        op: "read template",
-        path: template.clone(),
-        source: e,
-    })?;
-    crate::files::atomic::write_atomic(&target, &bytes, false)
+    // Bounded like every other read: a template is a config file too.
+    let text = ConfigFile::new()
+        .with_max_size(max_bytes)
+        .read_text(&template)?;
+    crate::files::atomic::write_atomic(&target, text.as_bytes(), false)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -130,6 +143,14 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl InstanceFiles {
+    /// Reads no file larger than `max_bytes` (a larger one is [`FileError::TooLarge`]); the
+    /// config module's own cap ([`crate::files::config_file::DEFAULT_MAX_SIZE`]) still
+    /// applies when it is lower.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes.min(crate::files::config_file::DEFAULT_MAX_SIZE);
+        self
+    }
+
     /// The file as JSON (TOML documents) or a string map (`.env`).
     pub async fn read(
         &self,
@@ -138,10 +159,11 @@ impl InstanceFiles {
     ) -> Result<Value, InstanceFileError> {
         let loc = locate(info, kind)?;
         let _guard = self.lock.lock().await;
+        let max = self.max_bytes;
         blocking(move || {
-            seed(&loc)?;
+            seed(&loc, max)?;
             let path = existing(&loc)?;
-            let cf = ConfigFile::new();
+            let cf = ConfigFile::new().with_max_size(max);
             if kind == ConfigKind::Env {
                 let map = cf.read_env(&path)?;
                 Ok(serde_json::to_value(map).unwrap_or_default())
@@ -182,10 +204,11 @@ impl InstanceFiles {
     ) -> Result<Vec<String>, InstanceFileError> {
         let loc = locate(info, kind)?;
         let _guard = self.lock.lock().await;
+        let max = self.max_bytes;
         blocking(move || {
-            seed(&loc)?;
+            seed(&loc, max)?;
             let path = existing(&loc)?;
-            let cf = ConfigFile::new();
+            let cf = ConfigFile::new().with_max_size(max);
             if kind == ConfigKind::Env {
                 let map = env_map(&doc)?;
                 return Ok(cf.update_env(&path, map)?);

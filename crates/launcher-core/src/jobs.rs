@@ -269,7 +269,11 @@ impl Jobs {
             .await?
             .into_iter()
             .collect();
-        let ctx = ValidationContext::from_env(inner.forbidden_roots.clone(), ports);
+        let ctx = ValidationContext::from_env(
+            inner.forbidden_roots.clone(),
+            ports,
+            inner.catalog.path_policy().clone(),
+        );
         let plan = inner
             .deployer
             .validate(&req, &ctx)

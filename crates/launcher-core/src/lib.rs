@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod logs;
 pub mod maibot_db;
 pub mod metrics;
+pub mod path_policy;
 pub mod paths;
 pub mod profile;
 pub mod supervisor;

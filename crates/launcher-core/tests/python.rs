@@ -273,6 +273,7 @@ fn ctx(home: &Path) -> ValidationContext {
         forbidden_roots: Vec::new(),
         ports_in_use: HashSet::new(),
         home: Some(home.to_path_buf()),
+        policy: Default::default(),
     }
 }
 

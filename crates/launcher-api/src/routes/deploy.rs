@@ -287,8 +287,13 @@ pub(crate) struct InspectReq {
 }
 
 /// `POST /inspect`: what is at a path (pure read), for the add-existing wizard.
-pub(crate) async fn inspect(body: web::Json<InspectReq>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn inspect(
+    state: web::Data<AppState>,
+    body: web::Json<InspectReq>,
+) -> Result<HttpResponse, ApiError> {
     let p = launcher_core::catalog::expand_path(&body.path)?;
+    // The same rule as add-existing: no probing of system directories.
+    state.catalog.check_path(&p).await?;
     let i = launcher_core::deploy::inspect(&p).await;
     Ok(HttpResponse::Ok().json(i))
 }

@@ -161,9 +161,15 @@ pub(crate) async fn events(
     sec: web::Data<Security>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (res, ws, stream, needs_auth) = super::terminal::upgrade(&req, body)?;
+    // Not tied to one instance: only the total cap applies.
+    let slot = state.ws.acquire(None);
     let state = state.into_inner();
     let sec = sec.into_inner();
     actix_web::rt::spawn(async move {
+        let _slot = match slot {
+            Ok(slot) => slot,
+            Err(reason) => return crate::ws_limits::refuse(ws, reason).await,
+        };
         let stream = stream.max_frame_size(MAX_FRAME).aggregate_continuations();
         run(ws, stream, state, &sec, needs_auth).await;
     });

@@ -222,14 +222,7 @@ pub(crate) async fn emoji_image(
 ) -> Result<HttpResponse, ApiError> {
     let (id, eid) = path.into_inner();
     let (db, _) = db_of(&state, &id).await?;
-    let (file, mime) = db.emoji_image_path(eid).await?;
-    let bytes = tokio::fs::read(&file).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "emoji_image_missing",
-            format!("cannot read the image: {e}"),
-        )
-    })?;
+    let (bytes, mime) = db.emoji_image(eid, state.max_file_bytes).await?;
     Ok(HttpResponse::Ok()
         .content_type(mime)
         .insert_header(("Cache-Control", "private, max-age=60"))

@@ -114,9 +114,19 @@ pub(crate) async fn terminal(
 ) -> Result<HttpResponse, actix_web::Error> {
     let (res, ws, stream, needs_auth) = upgrade(&req, body)?;
     let session = path.into_inner();
+    // The instance part of `<instance>_<component>` (split at the last '_', as parsed
+    // below); a malformed id still counts against a key of its own.
+    let instance = session
+        .rsplit_once('_')
+        .map_or(session.as_str(), |(i, _)| i);
+    let slot = state.ws.acquire(Some(instance));
     let state = state.into_inner();
     let sec = sec.into_inner();
     actix_web::rt::spawn(async move {
+        let _slot = match slot {
+            Ok(slot) => slot,
+            Err(reason) => return crate::ws_limits::refuse(ws, reason).await,
+        };
         let stream = stream.max_frame_size(MAX_FRAME).aggregate_continuations();
         run(ws, stream, &state, &sec, &session, needs_auth).await;
     });

@@ -185,6 +185,9 @@ pub struct DeployConfig {
     /// `install_command`.
     #[serde(skip)]
     pub python_search: Option<SearchRoots>,
+    /// Directories instances may live in (`deploy.allowed_roots`); empty: anywhere outside
+    /// the system directories ([`crate::path_policy`]).
+    pub allowed_roots: Vec<PathBuf>,
 }
 
 impl Default for DeployConfig {
@@ -207,6 +210,7 @@ impl Default for DeployConfig {
             tool_env: Vec::new(),
             trash_days: 7,
             python_search: None,
+            allowed_roots: Vec::new(),
         }
     }
 }

@@ -46,6 +46,9 @@ pub enum ValidationError {
         /// The protected directory.
         root: PathBuf,
     },
+    /// A system directory, or outside `deploy.allowed_roots`.
+    #[error(transparent)]
+    PathPolicy(#[from] crate::path_policy::PathRefusal),
     /// The path exists and is not a directory.
     #[error("{} exists and is not a directory", .0.display())]
     PathNotDir(PathBuf),
@@ -160,6 +163,7 @@ impl ValidationError {
             Self::PathIsRoot(_) | Self::PathIsHome(_) | Self::PathForbidden { .. } => {
                 "forbidden_path"
             }
+            Self::PathPolicy(r) => r.code(),
             Self::PathNotDir(_) | Self::PathNotEmpty(_) => "path_not_empty",
             Self::PathUnreadable { .. } => "path_unreadable",
             Self::AdapterPathOverlap(_) => "invalid_path",

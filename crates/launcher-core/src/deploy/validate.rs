@@ -7,10 +7,11 @@ use super::process::{self, Cmd};
 use super::python::{self, RequiresPython, SearchRoots};
 use super::recipe::{self, Recipe};
 use super::versions::{RefKind, VersionEntry, VersionList};
+use crate::path_policy::{PathPolicy, canonical_prefix, normalize};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Longest accepted instance name, in characters.
@@ -114,17 +115,25 @@ pub struct ValidationContext {
     pub ports_in_use: HashSet<u16>,
     /// The home directory `~` expands to; also refused as an install path.
     pub home: Option<PathBuf>,
+    /// System directories and `deploy.allowed_roots` (the rule shared with add-existing
+    /// and inspect).
+    pub policy: PathPolicy,
 }
 
 impl ValidationContext {
     /// A context with `home` from `$HOME`.
-    pub fn from_env(forbidden_roots: Vec<PathBuf>, ports_in_use: HashSet<u16>) -> Self {
+    pub fn from_env(
+        forbidden_roots: Vec<PathBuf>,
+        ports_in_use: HashSet<u16>,
+        policy: PathPolicy,
+    ) -> Self {
         Self {
             forbidden_roots,
             ports_in_use,
             home: std::env::var_os("HOME")
                 .filter(|h| !h.is_empty())
                 .map(PathBuf::from),
+            policy,
         }
     }
 }
@@ -449,54 +458,13 @@ pub fn resolve_path(raw: &str, home: Option<&Path>) -> Result<PathBuf, Validatio
     Ok(canonical_prefix(&normalize(&expanded)))
 }
 
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::Prefix(x) => out.push(x.as_os_str()),
-            Component::RootDir => out.push(Component::RootDir.as_os_str()),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(n) => out.push(n),
-        }
-    }
-    out
-}
-
-/// Canonicalizes the deepest existing ancestor and re-appends the rest.
-fn canonical_prefix(p: &Path) -> PathBuf {
-    let mut existing = p.to_path_buf();
-    let mut rest: Vec<std::ffi::OsString> = Vec::new();
-    loop {
-        if std::fs::symlink_metadata(&existing).is_ok()
-            && let Ok(c) = std::fs::canonicalize(&existing)
-        {
-            let mut out = c;
-            for r in rest.iter().rev() {
-                out.push(r);
-            }
-            return out;
-        }
-        match (
-            existing.file_name().map(|n| n.to_os_string()),
-            existing.parent(),
-        ) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent.to_path_buf();
-            }
-            _ => return p.to_path_buf(),
-        }
-    }
-}
-
-/// Root, home and forbidden-root rules, then "absent or empty directory".
+/// Root, system-directory and `deploy.allowed_roots` ([`PathPolicy`]), home and
+/// forbidden-root rules, then "absent or empty directory".
 fn check_target_dir(p: &Path, ctx: &ValidationContext) -> Result<(), ValidationError> {
     if p.parent().is_none() {
         return Err(ValidationError::PathIsRoot(p.to_path_buf()));
     }
+    ctx.policy.check(p)?;
     if let Some(home) = &ctx.home {
         let home = canonical_prefix(&normalize(home));
         if home.starts_with(p) {

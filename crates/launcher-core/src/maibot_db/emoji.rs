@@ -489,33 +489,7 @@ pub fn increment_query(instance_dir: &Path, id: i64) -> Result<bool> {
 /// through the API, so trusting its labels would let it serve e.g. `.env`.
 /// Callers should open the returned (canonical) path promptly.
 pub fn image_path(instance_dir: &Path, emoji_id: i64) -> Result<(PathBuf, &'static str)> {
-    let root = super::locate::canonical_root(instance_dir)?;
-    let row = get(instance_dir, emoji_id)?;
-    let stored = row
-        .get("full_path")
-        .and_then(serde_json::Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| MaibotDbError::NotFound {
-            entity: "emoji image",
-            key: emoji_id.to_string(),
-        })?;
-    let resolved = super::locate::resolve_inside(&root, Path::new(stored))?;
-    let image_missing = || MaibotDbError::NotFound {
-        entity: "emoji image",
-        key: stored.to_owned(),
-    };
-    let mut file = match std::fs::File::open(&resolved) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(image_missing()),
-        Err(e) => return Err(MaibotDbError::io(&resolved, e)),
-    };
-    let is_file = file
-        .metadata()
-        .map_err(|e| MaibotDbError::io(&resolved, e))?
-        .is_file();
-    if !is_file {
-        return Err(image_missing());
-    }
+    let (resolved, mut file, _) = open_image(instance_dir, emoji_id)?;
     let mut head = [0u8; 16];
     let mut filled = 0;
     // A short read is normal for tiny files, so read until EOF or full.
@@ -533,7 +507,70 @@ pub fn image_path(instance_dir: &Path, emoji_id: i64) -> Result<(PathBuf, &'stat
     }
 }
 
-/// MIME type of a PNG/JPEG/GIF/WebP/BMP header, if it is one.
+/// The image of emoji `emoji_id` and its MIME type, under the rules of [`image_path`],
+/// read into memory only when it is at most `max_bytes` long
+/// ([`MaibotDbError::TooLarge`] otherwise, checked before reading and again while
+/// reading, since the file may grow in between).
+pub fn image(
+    instance_dir: &Path,
+    emoji_id: i64,
+    max_bytes: u64,
+) -> Result<(Vec<u8>, &'static str)> {
+    let (resolved, file, size) = open_image(instance_dir, emoji_id)?;
+    let too_large = |size: u64| MaibotDbError::TooLarge {
+        path: resolved.clone(),
+        size,
+        limit: max_bytes,
+    };
+    if size > max_bytes {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| MaibotDbError::io(&resolved, e))?;
+    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if len > max_bytes {
+        return Err(too_large(len));
+    }
+    match sniff_image(&bytes[..bytes.len().min(16)]) {
+        Some(mime) => Ok((bytes, mime)),
+        None => Err(MaibotDbError::NotAnImage { path: resolved }),
+    }
+}
+
+/// Opens emoji `emoji_id`'s file (confined to the instance directory, a regular file);
+/// returns its canonical path, the open file and its size.
+fn open_image(instance_dir: &Path, emoji_id: i64) -> Result<(PathBuf, std::fs::File, u64)> {
+    let root = super::locate::canonical_root(instance_dir)?;
+    let row = get(instance_dir, emoji_id)?;
+    let stored = row
+        .get("full_path")
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| MaibotDbError::NotFound {
+            entity: "emoji image",
+            key: emoji_id.to_string(),
+        })?;
+    let resolved = super::locate::resolve_inside(&root, Path::new(stored))?;
+    let image_missing = || MaibotDbError::NotFound {
+        entity: "emoji image",
+        key: stored.to_owned(),
+    };
+    let file = match std::fs::File::open(&resolved) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(image_missing()),
+        Err(e) => return Err(MaibotDbError::io(&resolved, e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| MaibotDbError::io(&resolved, e))?;
+    if !meta.is_file() {
+        return Err(image_missing());
+    }
+    Ok((resolved, file, meta.len()))
+}
+
 fn sniff_image(head: &[u8]) -> Option<&'static str> {
     if head.starts_with(b"\x89PNG\r\n\x1a\n") {
         Some("image/png")

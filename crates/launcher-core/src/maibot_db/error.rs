@@ -86,6 +86,16 @@ pub enum MaibotDbError {
         /// Resolved file path.
         path: PathBuf,
     },
+    /// The file is larger than the configured read cap (`server.max_file_bytes`).
+    #[error("{path} is {size} bytes, over the {limit}-byte limit (server.max_file_bytes)")]
+    TooLarge {
+        /// Resolved file path.
+        path: PathBuf,
+        /// Its size, as far as it was read.
+        size: u64,
+        /// The cap.
+        limit: u64,
+    },
     /// SQLite stayed locked past the busy timeout (MaiBot is writing).
     #[error("MaiBot database is busy, try again")]
     Busy,
@@ -121,6 +131,7 @@ impl MaibotDbError {
             Self::Conflict { .. } => "maibot_db_conflict",
             Self::PathEscape { .. } => "maibot_db_path_escape",
             Self::NotAnImage { .. } => "maibot_emoji_not_image",
+            Self::TooLarge { .. } => "file_too_large",
             Self::Busy => "maibot_db_busy",
             Self::Io { .. } => "maibot_db_io",
             Self::Sqlite(_) => "maibot_db_sqlite",
@@ -136,6 +147,7 @@ impl MaibotDbError {
             Self::PathEscape { .. } => 403,
             Self::Conflict { .. } => 409,
             Self::NotAnImage { .. } => 415,
+            Self::TooLarge { .. } => 413,
             Self::UnsupportedBackend { .. }
             | Self::NotADatabase { .. }
             | Self::TableMissing { .. } => 422,

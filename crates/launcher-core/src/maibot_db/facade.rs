@@ -78,6 +78,8 @@ impl MaibotDb {
         emoji_increment_query, (id: i64) -> bool, |d| emoji::increment_query(&d, id));
     forward!(/// See [`emoji::image_path`].
         emoji_image_path, (id: i64) -> (PathBuf, &'static str), |d| emoji::image_path(&d, id));
+    forward!(/// See [`emoji::image`].
+        emoji_image, (id: i64, max_bytes: u64) -> (Vec<u8>, &'static str), |d| emoji::image(&d, id, max_bytes));
 
     forward!(/// See [`person::create`].
         person_create, (input: PersonCreate) -> i64, |d| person::create(&d, &input));
