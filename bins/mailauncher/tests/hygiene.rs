@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fake_adapter, fake_maibot, spawn_app};
+use common::{fake_adapter, fake_maibot, listen_on, spawn_app};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -80,10 +80,21 @@ fn deleting_a_running_instance_logs_no_error() {
     let root = app.home.path().join("bots");
     let dir = fake_maibot(&root, "run-del");
     let ada = fake_adapter(&root, "run-del-ada");
+    // Ready means the banner and the registered port accepting: the fakes bind theirs.
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, ada_port) = (free(), free());
+    listen_on(&dir, port);
+    listen_on(&ada, ada_port);
     let r = app.post(
         "/instances/add",
-        &json!({"instance_name": "run-del", "maibot_path": dir, "adapter_path": ada, "port": 8720,
-                "install_services": [{"name": "napcat-ada", "path": ada, "port": 8821}]}),
+        &json!({"instance_name": "run-del", "maibot_path": dir, "adapter_path": ada, "port": port,
+                "install_services": [{"name": "napcat-ada", "path": ada, "port": ada_port}]}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let id = r.body["instance_id"].as_str().unwrap().to_owned();
