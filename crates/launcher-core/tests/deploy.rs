@@ -1307,3 +1307,136 @@ async fn standalone_adapter_is_held_below_maim_message_0_7() {
         );
     }
 }
+
+/// TCP ports `pid` listens on: its socket inodes (`/proc/<pid>/fd`) matched against the
+/// LISTEN entries of `/proc/net/tcp` and `/proc/net/tcp6`.
+fn listening_ports(pid: u32) -> std::collections::BTreeSet<u16> {
+    let mut inodes = HashSet::new();
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for e in rd.flatten() {
+            if let Ok(t) = std::fs::read_link(e.path())
+                && let Some(i) = t
+                    .to_string_lossy()
+                    .strip_prefix("socket:[")
+                    .and_then(|r| r.strip_suffix(']'))
+            {
+                inodes.insert(i.to_string());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is f[1] ("0100007F:1F90"), st is f[3] (0A = LISTEN), inode f[9].
+            if f.len() > 9
+                && f[3] == "0A"
+                && inodes.contains(f[9])
+                && let Some((_, port)) = f[1].rsplit_once(':')
+                && let Ok(p) = u16::from_str_radix(port, 16)
+            {
+                out.insert(p);
+            }
+        }
+    }
+    out
+}
+
+/// Kills the stand-ins however the test ends.
+struct Running(Vec<std::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_port_a_deployed_instance_listens_on_is_registered_for_it() {
+    // Stand-ins open their ports exactly where each family reads them (0.x: `.env`, which
+    // overrides the environment; 1.x: `config/bot_config.toml`; the standalone adapter:
+    // its `config.toml`). Two instances of each family side by side: every port each one
+    // listens on is one registered for it, and none is shared.
+    let py312 = need_python_312();
+    let fx = Fixture::build();
+    let work = tempfile::tempdir().unwrap();
+    let mut families = vec![("0.12.3", UseUv::Never)];
+    if py312.is_some() {
+        families.push(("1.2.1", UseUv::Never));
+    }
+    let mut taken: HashSet<u16> = HashSet::new();
+    let mut running = Running(Vec::new());
+    for (version, installer) in families {
+        let mut cfg = config(&fx);
+        cfg.use_uv = installer;
+        if version.starts_with('1') {
+            cfg.python = py312.clone();
+            // The real lock's packages are not installable offline; the stand-in needs none.
+            cfg.install_command = Some(vec!["true".to_string()]);
+        }
+        let d = Deployer::new(cfg);
+        for i in 0..2 {
+            let install = work.path().join(format!("{version}-{i}"));
+            let mut req = request(&install, version, true);
+            req.instance_name = format!("bot {version} {i}");
+            let mut c = ctx(work.path());
+            c.ports_in_use = taken.clone();
+            let plan = d.validate(&req, &c).await.unwrap();
+            let sink = RecordingSink::default();
+            let out = d
+                .run(
+                    plan,
+                    &format!("job-ports-{version}-{i}"),
+                    &sink,
+                    &CancelToken::new(),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{e}\n{}", sink.dump()));
+            let mut registered_here: HashSet<u16> = HashSet::new();
+            for comp in &out.components {
+                registered_here.insert(comp.port);
+                registered_here.extend(comp.ports.iter().map(|p| p.port));
+            }
+            for p in &registered_here {
+                assert!(taken.insert(*p), "port {p} registered for two instances");
+            }
+            for comp in &out.components {
+                let entry = if comp.kind == ComponentKind::Main {
+                    "bot.py"
+                } else {
+                    "main.py"
+                };
+                let child = std::process::Command::new(&comp.python)
+                    .arg(entry)
+                    .current_dir(&comp.path)
+                    // The launcher's own environment must not decide any port.
+                    .env("HOST", "0.0.0.0")
+                    .env("PORT", "8000")
+                    .env("WEBUI_PORT", "8001")
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap();
+                let pid = child.id();
+                running.0.push(child);
+                let want: std::collections::BTreeSet<u16> = std::iter::once(comp.port)
+                    .chain(comp.ports.iter().filter(|p| p.listens).map(|p| p.port))
+                    .collect();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let mut got = listening_ports(pid);
+                while got.len() < want.len() && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    got = listening_ports(pid);
+                }
+                assert_eq!(
+                    got, want,
+                    "{version} #{i} {:?} listens on {got:?}, registered {want:?}",
+                    comp.kind
+                );
+            }
+        }
+    }
+}

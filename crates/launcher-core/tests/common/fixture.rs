@@ -90,8 +90,64 @@ fn upstream_text(rel: &str) -> String {
     std::fs::read_to_string(upstream().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// A MaiBot stand-in entry point that does nothing (these tests deploy, they don't run).
-const STAND_IN_BOT: &str = "print('MaiBot stand-in')\n";
+/// MaiBot 1.x stand-in: binds its ports where 1.x reads them — `[maim_message]
+/// ws_server_host/ws_server_port` and `[webui] host (a list)/port` of
+/// `config/bot_config.toml`, with 1.x's defaults (127.0.0.1:8000, 8001) for absent keys —
+/// then prints the ready banner and waits.
+pub const STAND_IN_BOT_V1: &str = r##"import socket, time, tomllib
+cfg = tomllib.load(open("config/bot_config.toml", "rb"))
+mm, webui = cfg.get("maim_message", {}), cfg.get("webui", {})
+binds = [(mm.get("ws_server_host", "127.0.0.1"), mm.get("ws_server_port", 8000))]
+binds += [(h, webui.get("port", 8001)) for h in webui.get("host", ["127.0.0.1"])]
+socks = []
+for host, port in binds:
+    s = socket.socket()
+    s.bind((host, int(port)))
+    s.listen()
+    socks.append(s)
+print("全部系统初始化完成，麦麦 已成功唤醒", flush=True)
+time.sleep(600)
+"##;
+
+/// MaiBot 0.x stand-in: loads `.env` over the environment (as 0.x's `load_dotenv(override=
+/// True)`), binds `HOST:PORT` and `WEBUI_HOST:WEBUI_PORT` (code default 127.0.0.1:8001),
+/// prints the banner and waits.
+pub const STAND_IN_BOT_V0: &str = r##"import os, socket, time
+for line in open(".env", encoding="utf-8"):
+    line = line.strip()
+    if line and not line.startswith("#") and "=" in line:
+        k, v = line.split("=", 1)
+        os.environ[k.strip()] = v.strip().strip("\"'")
+socks = []
+for host, port in [(os.environ["HOST"], os.environ["PORT"]),
+                   (os.environ.get("WEBUI_HOST", "127.0.0.1"), os.environ.get("WEBUI_PORT", "8001"))]:
+    s = socket.socket()
+    s.bind((host, int(port)))
+    s.listen()
+    socks.append(s)
+print("全部系统初始化完成，麦麦已成功唤醒", flush=True)
+time.sleep(600)
+"##;
+
+/// Standalone adapter stand-in: binds `[napcat_server] port` of its `config.toml` (the
+/// adapter's server for NapCat) and prints its ready line.
+pub const STAND_IN_ADAPTER: &str = r##"import socket, time
+section, port = None, None
+for line in open("config.toml", encoding="utf-8"):
+    t = line.split("#", 1)[0].strip()
+    if t.startswith("["):
+        section = t.strip("[]").strip().lower()
+    elif section == "napcat_server" and t.replace(" ", "").startswith("port="):
+        port = int(t.split("=", 1)[1])
+s = socket.socket()
+s.bind(("127.0.0.1", port))
+s.listen()
+print("✅ Adapter 启动成功! 监听: ws://127.0.0.1:%d" % port, flush=True)
+time.sleep(600)
+"##;
+
+/// A MaiBot stand-in entry point for 1.x trees.
+const STAND_IN_BOT: &str = STAND_IN_BOT_V1;
 
 /// `src/config/config.py` of a 1.x stand-in: only the constant the deployer reads.
 fn config_py_1x(config_version: &str) -> String {
@@ -274,6 +330,7 @@ fn build_maibot(base: &Path, opts: &FixtureOptions) -> PathBuf {
     );
     write(&work, "pyproject.toml", &py);
     write(&work, "src/config/config.py", &config_py("0.12.2"));
+    write(&work, "bot.py", STAND_IN_BOT_V0);
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "0.12.3"]);
     git(&work, &["tag", "0.12.3"]);
@@ -332,7 +389,7 @@ fn build_adapter(base: &Path, opts: &FixtureOptions) -> PathBuf {
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "adapter 0.6.0"]);
     git(&work, &["tag", "0.6.0"]);
-    write(&work, "main.py", "print('adapter stand-in 0.7.0')\n");
+    write(&work, "main.py", STAND_IN_ADAPTER);
     git(&work, &["commit", "-q", "-am", "adapter 0.7.0"]);
     git(&work, &["tag", "0.7.0"]);
     git(&work, &["branch", "-f", "standalone"]);
