@@ -62,9 +62,16 @@ while True:
     time.sleep(1)
 "#;
 
-/// A bot with a helper child, as MaiBot's subprocesses.
+/// A bot with a helper child, as MaiBot's subprocesses; both pids go to `pids.txt`. On
+/// SIGINT it takes a moment to clean up, as MaiBot does: a delete's stop takes a while.
 const WITH_HELPER: &str = r#"
 helper = subprocess.Popen(["sleep", "300"])
+with open("pids.txt", "a") as f:
+    f.write(f"{os.getpid()}\n{helper.pid}\n")
+def on_int(*_):
+    time.sleep(0.3)
+    os._exit(0)
+signal.signal(signal.SIGINT, on_int)
 ready()
 while True:
     time.sleep(1)
@@ -269,19 +276,19 @@ fn delete_racing_start_or_restart_leaves_no_process_and_no_id() {
     let app = spawn_app();
     let mut survivors = Vec::new();
     for round in 0..50u64 {
-        let (id, _) = add(&app, &format!("race{round}"), 8630, WITH_HELPER);
-        if round % 2 == 1 {
-            // Restart races from a running instance.
-            assert_eq!(app.get(&format!("/instance/{id}/start")).status, 200);
-        }
+        let (id, dir) = add(&app, &format!("race{round}"), 8630, WITH_HELPER);
+        // Running, so the delete has a stop to wait through; the start or restart arrives
+        // while it does (or just before).
+        assert_eq!(app.get(&format!("/instance/{id}/start")).status, 200);
+        app.wait_instance(&id, "running", |i| i["status"] == "running");
         let action = if round % 2 == 0 { "start" } else { "restart" };
         std::thread::scope(|s| {
-            let power = s.spawn(|| app.get(&format!("/instance/{id}/{action}")).status);
-            std::thread::sleep(Duration::from_millis(round % 7 * 3));
-            let del = app.delete(&format!("/instance/{id}/delete"));
-            assert_eq!(del.status, 200, "{}", del.body);
-            let p = power.join().unwrap();
+            let del = s.spawn(|| app.delete(&format!("/instance/{id}/delete")));
+            std::thread::sleep(Duration::from_millis(round % 10 * 25));
+            let p = app.get(&format!("/instance/{id}/{action}")).status;
             assert!(p == 200 || p == 404, "{action}: {p}");
+            let del = del.join().unwrap();
+            assert_eq!(del.status, 200, "{}", del.body);
         });
         // After DELETE answered, nothing of the instance may be left; a SIGKILLed helper
         // may take a moment to be reaped.
@@ -289,7 +296,20 @@ fn delete_racing_start_or_restart_leaves_no_process_and_no_id() {
         while !marked(&id).is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let left = marked(&id);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listed_alive = || {
+            std::fs::read_to_string(dir.join("pids.txt"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse::<u32>().ok())
+                .filter(|p| alive(*p))
+                .collect::<Vec<u32>>()
+        };
+        while !listed_alive().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut left = marked(&id);
+        left.extend(listed_alive());
         if !left.is_empty() {
             survivors.push((round, id.clone(), left));
         }
