@@ -124,7 +124,11 @@ pub(crate) fn signal_all(leader: u32, marker: Option<&str>, sig: Signal, known: 
     }
     known.retain(|m| m.alive());
     for m in known.iter() {
-        let _ = kill(Pid::from_raw(m.pid as i32), sig);
+        // The group signal reached those still in the group; a second SIGINT is a
+        // "force quit" to many programs, so each process gets the signal once.
+        if procfs::pgrp(m.pid) != Some(leader) {
+            let _ = kill(Pid::from_raw(m.pid as i32), sig);
+        }
     }
 }
 

@@ -67,6 +67,8 @@ pub struct Entry {
     pub pid: u32,
     /// Parent process id.
     pub ppid: u32,
+    /// Process group id.
+    pub pgrp: u32,
     /// Start time (clock ticks since boot); with the pid, the process's identity.
     pub start: i64,
     /// Whether it exited and waits to be reaped.
@@ -79,6 +81,7 @@ fn parse_entry(pid: u32, stat: &str) -> Option<Entry> {
     Some(Entry {
         pid,
         ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
         start: f.get(19)?.parse().ok()?,
         zombie: f.first() == Some(&"Z"),
     })
@@ -90,6 +93,12 @@ fn pids() -> Vec<u32> {
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .collect()
+}
+
+/// The process group of `pid`, when it exists.
+pub fn pgrp(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_entry(pid, &stat).map(|e| e.pgrp)
 }
 
 /// Every process in the table (an empty list where `/proc` is absent).
@@ -195,6 +204,28 @@ mod tests {
         let line = "42 (a) b (c) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 3 0 12345 0 0";
         let p = super::parse_stat(42, line).unwrap();
         assert_eq!((p.session, p.threads), (42, 3));
+    }
+
+    #[test]
+    fn table_entries_carry_parent_group_start_and_zombie_state() {
+        let line = "42 (a) b (c) Z 1 40 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 3 0 12345 0 0";
+        let e = super::parse_entry(42, line).unwrap();
+        assert_eq!((e.ppid, e.pgrp, e.start, e.zombie), (1, 40, 12345, true));
+    }
+
+    #[test]
+    fn our_own_children_are_members_and_a_missing_leader_has_none() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        let members = super::members(me, None);
+        assert!(members.iter().any(|m| m.pid == child.id()));
+        assert!(members.iter().all(|m| m.pid != me), "never this process");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(super::members(u32::MAX - 1, None).is_empty());
     }
 
     #[test]
