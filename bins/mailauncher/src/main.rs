@@ -154,6 +154,7 @@ const EVENT_BUFFER: usize = 4096;
 
 fn supervisor_config(settings: &Settings) -> anyhow::Result<SupervisorConfig> {
     let s = &settings.supervisor;
+    settings.check_on_shutdown()?;
     let mut cfg = SupervisorConfig::new(settings.logs_dir().join("instances"));
     cfg.stop.signal = settings.stop_signal()?;
     cfg.stop.grace = Duration::from_secs(s.stop_grace_secs);
@@ -365,9 +366,12 @@ async fn serve(settings: Settings, db: maim_db::Db) -> anyhow::Result<()> {
     let _ = server_task.await;
     sampler_task.abort();
     trash_task.abort();
-    // Instances are stopped gracefully (their desired state is kept, so the next start
-    // brings back what was running). Leaving them running is not offered: their terminals
-    // are PTYs owned by this process, and they would receive SIGHUP when it exits.
+    // Instances are stopped gracefully, each component with its profile's signal and grace,
+    // and every exit is recorded before the database closes (their desired state is kept,
+    // so the next start brings back what was running). Their actors run on this (the main)
+    // runtime whichever HTTP worker started them, so the workers' teardown above cut
+    // nothing. Leaving them running is not offered (`supervisor.on_shutdown`): their
+    // terminals are PTYs owned by this process, and they would receive SIGHUP when it exits.
     supervisor.shutdown().await;
     tracing::info!("instances stopped; closing the database");
     db.close().await?;

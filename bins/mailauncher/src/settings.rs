@@ -54,6 +54,7 @@ pub struct SupervisorSettings {
     pub give_up_crashes: u32,
     pub give_up_window_secs: u64,
     pub ready_timeout_secs: u64,
+    pub on_shutdown: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -245,6 +246,19 @@ impl Settings {
                 ),
             },
         )
+    }
+
+    /// `supervisor.on_shutdown`: only `stop` for now. `leave-running` needs a per-component
+    /// shim that owns the terminal in the daemon's place; without it a bot left running
+    /// would get SIGHUP and EIO the moment the daemon exits.
+    pub fn check_on_shutdown(&self) -> anyhow::Result<()> {
+        match self.supervisor.on_shutdown.as_str() {
+            "stop" => Ok(()),
+            "leave-running" => anyhow::bail!(
+                "supervisor.on_shutdown: \"leave-running\" is not available yet (it needs the per-component shim); use \"stop\""
+            ),
+            other => anyhow::bail!("supervisor.on_shutdown: {other:?} is not \"stop\""),
+        }
     }
 
     /// Whether `server.host` is a loopback address (or `localhost`).

@@ -637,8 +637,12 @@ impl Catalog {
     /// `deploy.trash_days = 0` they are removed instead. Files of added instances are never
     /// moved or removed.
     pub async fn delete(&self, id: &str, remove_files: bool) -> Result<DeleteReport, CoreError> {
+        // One turn from the stop to the removed rows: a start or restart that arrives
+        // meanwhile waits, then finds no instance (404) instead of starting a bot no record
+        // refers to.
+        let lock = self.supervisor.lock(id).await;
         let info = self.get(id).await?;
-        self.supervisor.forget(id).await?;
+        self.supervisor.forget_locked(&lock).await?;
         // The records as they are after the stop, for the trash manifest.
         let row = self
             .db
@@ -658,6 +662,7 @@ impl Catalog {
             .delete(&self.tenant, id.to_owned())
             .await?;
         self.supervisor.rows().bump();
+        drop(lock);
         let mut report = DeleteReport::default();
         if !remove_files {
             return Ok(report);

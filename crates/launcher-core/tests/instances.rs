@@ -692,3 +692,89 @@ while True:
     assert_eq!(env["KEEP_ME"], "kept");
     sup.stop("envi").await.unwrap();
 }
+
+// ---- membership: descendants that leave the group, orphans, deletes ----
+
+/// Forks, lets the child `setsid()` and fork again, and lets the middle one exit: the
+/// grandchild is a daemon in its own session with no parent link to the component, and
+/// ignores every polite signal. Its pid goes to `escapee.pid` (written whole, renamed).
+const DOUBLE_FORK_SETSID: &str = r#"
+import os, signal, sys, time
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    if os.fork() == 0:
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
+        open("escapee.tmp", "w").write(str(os.getpid()))
+        os.rename("escapee.tmp", "escapee.pid")
+        while True:
+            time.sleep(1)
+    os._exit(0)
+os.waitpid(pid, 0)
+print("spawned", flush=True)
+while True:
+    time.sleep(1)
+"#;
+
+async fn read_pid(path: &Path) -> u32 {
+    wait_file(path).await;
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+async fn dead(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while procfs::alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+#[tokio::test]
+async fn a_descendant_that_double_forks_into_its_own_session_is_gone_after_stop_and_kill() {
+    let e = env().await;
+    let sup = supervisor(&e);
+    for (round, use_kill) in [(0, false), (1, true)] {
+        let id = format!("escape{round}");
+        let (argv, dir) = python(&e, &id, DOUBLE_FORK_SETSID);
+        register_comps(
+            &e,
+            &id,
+            "stopped",
+            &[Comp {
+                kind: "worker",
+                argv,
+                dir: dir.clone(),
+                port: None,
+                env: json!({}),
+            }],
+        )
+        .await;
+        sup.start(&id).await.unwrap();
+        let escapee = read_pid(&dir.join("escapee.pid")).await;
+        assert!(procfs::alive(escapee));
+        let leader = sup.statuses(&id).await.unwrap()[0].1.pid.unwrap();
+        assert!(
+            procfs::session_members(&[leader])
+                .iter()
+                .all(|p| p.pid != escapee),
+            "the scenario needs an escapee outside the component's session"
+        );
+        if use_kill {
+            sup.kill(&id).await.unwrap();
+        } else {
+            sup.stop(&id).await.unwrap();
+        }
+        assert!(
+            dead(escapee).await,
+            "the escapee {escapee} survived (kill={use_kill})"
+        );
+    }
+}

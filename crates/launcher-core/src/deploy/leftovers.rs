@@ -16,36 +16,13 @@ pub(crate) const JOB_ENV: &str = "MAILAUNCHER_JOB_ID";
 /// How long to wait for killed processes to disappear.
 const GONE_WITHIN: Duration = Duration::from_secs(10);
 
-/// Pids of live processes carrying `job_id`'s marker (none where `/proc` is absent).
+/// Pids of live processes carrying `job_id`'s marker (none where `/proc` is absent; never
+/// the launcher itself, whatever it inherited).
 fn marked(job_id: &str) -> Vec<i32> {
-    let needle = format!("{JOB_ENV}={job_id}");
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    // Never the launcher itself, whatever it inherited.
-    let me = i32::try_from(std::process::id()).unwrap_or(-1);
-    let mut out = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        // Unreadable (another user's process) or already gone: not ours to touch. A zombie
-        // reads as empty, and it needs no kill.
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if env.split(|b| *b == 0).any(|var| var == needle.as_bytes()) {
-            out.push(pid);
-        }
-    }
-    out
+    crate::supervisor::procfs::marked(JOB_ENV, job_id)
+        .into_iter()
+        .filter_map(|pid| i32::try_from(pid).ok())
+        .collect()
 }
 
 /// SIGKILLs every process marked with `job_id` and waits (up to ten seconds) until none is

@@ -1,15 +1,17 @@
 //! The component actor.
 
+use super::members::{self, COMPONENT_ENV};
+use super::procfs::Member;
 use super::spawn::{ProcessSpec, spawn};
 use super::{
     ExitInfo, Failure, Readiness, RestartMode, RestartPolicy, State, Status, StopPolicy,
     SupervisorError,
 };
 use crate::logs::{LineWatch, LogConfig, LogPipeline, spawn_reader_watching};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use portable_pty::{MasterPty, PtySize};
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -38,6 +40,10 @@ pub struct ComponentConfig {
 
 type Reply = oneshot::Sender<Result<(), SupervisorError>>;
 
+/// Told of every status the actor publishes, in order, from the actor itself: whoever
+/// records statuses has the last one queued by the time a stop returns.
+pub(crate) type Observer = Box<dyn Fn(&Status) + Send + Sync>;
+
 enum Cmd {
     Start(Reply),
     Stop(Reply),
@@ -58,8 +64,21 @@ pub struct Component {
 }
 
 impl Component {
-    /// Starts the actor (not the process) on the current tokio runtime.
+    /// Starts the actor (not the process) on the current tokio runtime. Its processes are
+    /// members of the component as [`COMPONENT_ENV`] in `cfg.spec.env` names them (the
+    /// supervisor always sets it).
     pub fn new(cfg: ComponentConfig) -> std::io::Result<Self> {
+        Self::new_on(cfg, &tokio::runtime::Handle::current(), None)
+    }
+
+    /// Starts the actor on `rt`, which must outlive every process it runs: an actor on a
+    /// runtime that is torn down (an HTTP worker's) drops its processes' terminals with it.
+    pub(crate) fn new_on(
+        cfg: ComponentConfig,
+        rt: &tokio::runtime::Handle,
+        observer: Option<Observer>,
+    ) -> std::io::Result<Self> {
+        members::init();
         let logs = LogPipeline::new(cfg.log.clone())?;
         let (tx, rx) = mpsc::channel(256);
         let (status_tx, status) = watch::channel(Status::default());
@@ -67,6 +86,14 @@ impl Component {
         let (ready_tx, ready_rx) = mpsc::unbounded_channel();
         let actor = Actor {
             size: cfg.spec.size,
+            marker: cfg
+                .spec
+                .env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == COMPONENT_ENV)
+                .map(|(k, v)| format!("{k}={v}")),
+            observer,
             cfg,
             logs: logs.clone(),
             status_tx,
@@ -83,7 +110,7 @@ impl Component {
             consecutive: 0,
             crashes: VecDeque::new(),
         };
-        tokio::spawn(actor.run(rx, exit_rx, ready_rx));
+        rt.spawn(actor.run(rx, exit_rx, ready_rx));
         Ok(Self { tx, status, logs })
     }
 
@@ -159,6 +186,9 @@ impl Component {
 
 struct Running {
     pid: u32,
+    /// Members found so far (pid + start time), shared with the waiter thread, which ends
+    /// them when the leader exits.
+    members: Arc<Mutex<Vec<Member>>>,
     master: Box<dyn MasterPty + Send>,
     input: std::sync::mpsc::Sender<Vec<u8>>,
     started: Instant,
@@ -186,6 +216,9 @@ struct Exited {
 
 struct Actor {
     cfg: ComponentConfig,
+    /// `MAILAUNCHER_COMPONENT=…` as its processes carry it.
+    marker: Option<String>,
+    observer: Option<Observer>,
     size: (u16, u16),
     logs: LogPipeline,
     status_tx: watch::Sender<Status>,
@@ -204,9 +237,11 @@ struct Actor {
     crashes: VecDeque<Instant>,
 }
 
-fn signal_group(pid: u32, sig: Signal) {
-    // ESRCH (already gone) is the expected race; nothing else can be done about others.
-    let _ = killpg(Pid::from_raw(pid as i32), sig);
+/// `sig` to the leader's group and every member of the component (see `members`).
+fn signal_members(pid: u32, marker: Option<&str>, known: &Mutex<Vec<Member>>, sig: Signal) {
+    // A panic elsewhere under this lock leaves a list that is still valid.
+    let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
+    members::signal_all(pid, marker, sig, &mut known);
 }
 
 async fn sleep_until_opt(t: Option<Instant>) {
@@ -270,8 +305,8 @@ impl Actor {
                 _ = sleep_until_opt(self.stop_deadline) => {
                     self.stop_deadline = None;
                     if let Some(r) = &self.run {
-                        tracing::warn!(component = %self.cfg.name, "grace period over; SIGKILL to the process group");
-                        signal_group(r.pid, Signal::SIGKILL);
+                        tracing::warn!(component = %self.cfg.name, "grace period over; SIGKILL to every member");
+                        signal_members(r.pid, self.marker.as_deref(), &r.members, Signal::SIGKILL);
                     }
                 }
                 _ = sleep_until_opt(self.backoff_until) => {
@@ -283,11 +318,14 @@ impl Actor {
         }
         // Every handle is gone: leave nothing running behind.
         if let Some(r) = self.run.take() {
-            signal_group(r.pid, Signal::SIGKILL);
+            signal_members(r.pid, self.marker.as_deref(), &r.members, Signal::SIGKILL);
         }
     }
 
     fn publish(&mut self) {
+        if let Some(o) = &self.observer {
+            o(&self.st);
+        }
         self.status_tx.send_replace(self.st.clone());
     }
 
@@ -449,7 +487,8 @@ impl Actor {
         let Some(r) = self.run.as_mut() else { return };
         r.stop_probe();
         self.ready_deadline = None;
-        signal_group(r.pid, sig);
+        // Blocking `/proc` reads on the actor: a few milliseconds, once per stop.
+        signal_members(r.pid, self.marker.as_deref(), &r.members, sig);
         self.stop_deadline = if sig == Signal::SIGKILL {
             None
         } else {
@@ -467,7 +506,12 @@ impl Actor {
         self.publish();
         let mut spec = self.cfg.spec.clone();
         spec.size = self.size;
-        let spawned = match spawn(&spec) {
+        let spawned = match members::spawn_leader(|| {
+            spawn(&spec).map(|s| {
+                let pid = s.pid;
+                (s, pid)
+            })
+        }) {
             Ok(s) => s,
             Err(e) => {
                 let reason = format!("could not start {:?}: {e}", spec.argv);
@@ -517,6 +561,9 @@ impl Actor {
             });
         let exit_tx = self.exit_tx.clone();
         let mut child = spawned.child;
+        let known = Arc::new(Mutex::new(Vec::new()));
+        let waiter_known = known.clone();
+        let marker = self.marker.clone();
         let waiter = std::thread::Builder::new()
             .name(format!("{}-wait", self.cfg.name))
             .spawn(move || {
@@ -532,9 +579,11 @@ impl Actor {
                         Err(_) => (None, None),
                     },
                 };
-                // Whatever the leader left in its group dies with it, so nothing holds the
-                // terminal open and no grandchild outlives the component.
-                signal_group(pid, Signal::SIGKILL);
+                members::leader_reaped(pid);
+                // Whatever the leader left behind dies with it (its group, and every member
+                // by marker or as found before), so nothing holds the terminal open and no
+                // descendant outlives the component.
+                signal_members(pid, marker.as_deref(), &waiter_known, Signal::SIGKILL);
                 // Let the drain publish the last bytes before the exit is reported.
                 if let Ok(drain) = drain {
                     let deadline = std::time::Instant::now() + Duration::from_secs(1);
@@ -545,7 +594,7 @@ impl Actor {
                 let _ = exit_tx.send(Exited { pid, code, signal });
             });
         if waiter.is_err() {
-            signal_group(pid, Signal::SIGKILL);
+            signal_members(pid, self.marker.as_deref(), &known, Signal::SIGKILL);
         }
         let probe = (!immediate).then(|| {
             self.ready_deadline = Some(Instant::now() + self.cfg.ready.timeout);
@@ -559,6 +608,7 @@ impl Actor {
         });
         self.run = Some(Running {
             pid,
+            members: known,
             master: spawned.master,
             input: input_tx,
             started: Instant::now(),

@@ -1,6 +1,7 @@
 //! Instances: their components in start order, persistence of state and statistics
 //! through maim-db, and boot reconciliation.
 
+use super::members::{self, COMPONENT_ENV};
 use super::{
     Component, ComponentConfig, InstanceState, Readiness, RestartMode, RestartPolicy, State,
     Status, StopPolicy, procfs,
@@ -18,9 +19,9 @@ use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{Mutex, broadcast, mpsc};
+use tokio::sync::{Mutex, OwnedMutexGuard, broadcast, mpsc, oneshot};
 
 /// Supervisor-wide settings.
 #[derive(Debug, Clone)]
@@ -75,6 +76,8 @@ pub struct ReconcileReport {
 
 struct Instance {
     components: Vec<(String, Component)>,
+    /// The recorder's queue: statuses come from the actors; a flush waits for what is queued.
+    recorder: mpsc::UnboundedSender<Rec>,
     /// Moves with every power action on the instance. The task that starts the later
     /// components in order holds the value it was started under and starts nothing once
     /// it moved; a start it does runs under this lock, so a stop cannot slip between its
@@ -83,6 +86,16 @@ struct Instance {
 }
 
 impl Instance {
+    /// Returns once the recorder has written every status queued before the call (the
+    /// actors queue theirs before they answer, so after a confirmed stop this includes its
+    /// exit).
+    async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.recorder.send(Rec::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     /// Ends any start sequence in flight; returns the new epoch.
     async fn new_epoch(&self) -> u64 {
         let mut e = self.epoch.lock().await;
@@ -122,11 +135,39 @@ impl RowGeneration {
     }
 }
 
+/// Held while one power action (start, stop, restart, kill, delete) of one instance runs:
+/// an instance has one order of operations, so a start cannot slip in after a delete
+/// stopped it and bring back processes no record refers to. Get it with
+/// [`Supervisor::lock`].
+pub struct InstanceLock {
+    id: String,
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl std::fmt::Debug for InstanceLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceLock")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
 /// Runs and records every instance of one tenant.
 pub struct Supervisor {
     db: Db,
     tenant: TenantScope,
     cfg: SupervisorConfig,
+    /// The runtime every actor, recorder and start sequence runs on: the one the
+    /// supervisor was created on (the daemon's main runtime), whichever thread asks. An HTTP
+    /// worker's runtime is torn down before instances are stopped at shutdown.
+    rt: tokio::runtime::Handle,
+    /// Names this launcher's components apart from another launcher's (another database)
+    /// on the same machine, in [`COMPONENT_ENV`]; stable across restarts.
+    launcher: String,
+    /// One lock per instance id for its power actions (see [`InstanceLock`]).
+    ops: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Set by [`Supervisor::shutdown`]: nothing is started any more.
+    closing: AtomicBool,
     instances: Mutex<HashMap<String, Arc<Instance>>>,
     rows: Arc<RowGeneration>,
     changes: broadcast::Sender<StateChange>,
@@ -187,12 +228,19 @@ pub fn summary<'a>(statuses: impl IntoIterator<Item = &'a Status>) -> InstanceSt
 
 impl Supervisor {
     /// A supervisor for `tenant`'s instances. Call [`Supervisor::reconcile`] once at boot.
+    /// Must be called on the runtime that lives until [`Supervisor::shutdown`] is done
+    /// (the daemon's main runtime): every actor runs there.
     pub fn new(db: Db, tenant: TenantScope, cfg: SupervisorConfig) -> Arc<Self> {
         let (changes, _) = broadcast::channel(1024);
+        let launcher = format!("{:016x}", fnv1a(db.url().to_string().as_bytes()));
         Arc::new(Self {
             db,
             tenant,
             cfg,
+            rt: tokio::runtime::Handle::current(),
+            launcher,
+            ops: std::sync::Mutex::new(HashMap::new()),
+            closing: AtomicBool::new(false),
             instances: Mutex::new(HashMap::new()),
             rows: Arc::new(RowGeneration::default()),
             changes,
@@ -261,7 +309,10 @@ impl Supervisor {
                 })
                 .unwrap_or_default();
             let profile = profile_for(&c.kind, std::path::Path::new(&c.path));
-            let spec = profile.spec(argv, &c.path, env);
+            let mut spec = profile.spec(argv, &c.path, env);
+            // Last, so no row can override it: how its processes are found wherever they go.
+            spec.env
+                .push((COMPONENT_ENV.to_owned(), self.marker(id, &c.kind)));
             let ports: Vec<u16> = c
                 .port
                 .and_then(|p| u16::try_from(p).ok())
@@ -270,33 +321,39 @@ impl Supervisor {
                 .collect();
             let mut log = self.cfg.log.clone();
             log.file = Some(self.cfg.logs_dir.join(id).join(format!("{}.log", c.kind)));
-            let component = Component::new(ComponentConfig {
-                name: format!("{id}-{}", c.kind),
-                spec,
-                restart: RestartPolicy {
-                    mode: restart_mode(&row.restart_policy),
-                    ..self.cfg.restart.clone()
+            let observer = {
+                let (kind, tx, rows) = (c.kind.clone(), events_tx.clone(), self.rows.clone());
+                Box::new(move |s: &Status| {
+                    // Views built from live statuses go stale now, before the row is recorded.
+                    rows.bump();
+                    let _ = tx.send(Rec::Status(kind.clone(), s.clone()));
+                }) as super::component::Observer
+            };
+            let component = Component::new_on(
+                ComponentConfig {
+                    name: format!("{id}-{}", c.kind),
+                    spec,
+                    restart: RestartPolicy {
+                        mode: restart_mode(&row.restart_policy),
+                        ..self.cfg.restart.clone()
+                    },
+                    stop: profile.stop.unwrap_or(self.cfg.stop),
+                    ready: Readiness {
+                        lines: profile
+                            .ready_lines
+                            .iter()
+                            .map(|l| (*l).to_owned())
+                            .collect(),
+                        ports,
+                        timeout: self.cfg.ready_timeout,
+                    },
+                    restart_exit_code: profile.restart_exit_code,
+                    log,
+                    flush_after: self.cfg.flush_after,
                 },
-                stop: profile.stop.unwrap_or(self.cfg.stop),
-                ready: Readiness {
-                    lines: profile
-                        .ready_lines
-                        .iter()
-                        .map(|l| (*l).to_owned())
-                        .collect(),
-                    ports,
-                    timeout: self.cfg.ready_timeout,
-                },
-                restart_exit_code: profile.restart_exit_code,
-                log,
-                flush_after: self.cfg.flush_after,
-            })?;
-            forward_status(
-                c.kind.clone(),
-                component.watch(),
-                events_tx.clone(),
-                self.rows.clone(),
-            );
+                &self.rt,
+                Some(observer),
+            )?;
             tracing::debug!(instance = id, component = %c.kind, profile = profile.name, "component loaded");
             components.push((c.kind.clone(), component));
         }
@@ -308,9 +365,10 @@ impl Supervisor {
             .unwrap_or_default();
         let inst = Arc::new(Instance {
             components,
+            recorder: events_tx,
             epoch: Mutex::new(0),
         });
-        tokio::spawn(record(
+        self.rt.spawn(record(
             Recorder {
                 db: self.db.clone(),
                 tenant: self.tenant.clone(),
@@ -344,14 +402,55 @@ impl Supervisor {
     /// not started and are marked `failed` with the reason. Returns after the first spawn:
     /// readiness can take minutes, which no request should wait for.
     pub async fn start(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
+        let _lock = self.lock(id).await;
+        self.refuse_when_closing()?;
+        // Loaded under the lock: after a delete held it, the row is gone and this is a 404.
         let inst = self.instance(id).await?;
         self.set_desired(id, "running").await?;
-        start_in_order(&inst).await
+        start_in_order(&inst, &self.rt).await
+    }
+
+    /// The marker value of a component's processes (see [`COMPONENT_ENV`]).
+    fn marker(&self, id: &str, kind: &str) -> String {
+        format!("{}/{id}_{kind}", self.launcher)
+    }
+
+    /// Waits for `id`'s turn: every power action of one instance runs under this lock, in
+    /// arrival order. [`Supervisor::forget_locked`] and the caller's own record changes run
+    /// under the same turn (the catalog's delete).
+    pub async fn lock(&self, id: &str) -> InstanceLock {
+        let m = {
+            // A panic elsewhere under this lock leaves a map that is still valid.
+            let mut ops = self.ops.lock().unwrap_or_else(|e| e.into_inner());
+            ops.entry(id.to_owned()).or_default().clone()
+        };
+        InstanceLock {
+            id: id.to_owned(),
+            _guard: m.lock_owned().await,
+        }
+    }
+
+    fn refuse_when_closing(&self) -> Result<(), CoreError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(CoreError::Conflict("the launcher is shutting down".into()));
+        }
+        Ok(())
+    }
+
+    /// The loaded instance, or loaded now under its lock (so a delete in progress is
+    /// waited for and a deleted instance is not loaded again).
+    async fn loaded_or_load(self: &Arc<Self>, id: &str) -> Result<Arc<Instance>, CoreError> {
+        if let Some(i) = self.instances.lock().await.get(id) {
+            return Ok(i.clone());
+        }
+        let _lock = self.lock(id).await;
+        self.instance(id).await
     }
 
     /// Stops every component in reverse order (each confirmed reaped) and records the
     /// desired state `stopped`; a start sequence in flight starts nothing more.
     pub async fn stop(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
+        let _lock = self.lock(id).await;
         let inst = self.instance(id).await?;
         self.set_desired(id, "stopped").await?;
         inst.new_epoch().await;
@@ -363,17 +462,30 @@ impl Supervisor {
 
     /// A confirmed stop of every component, then a start in order as [`Supervisor::start`].
     pub async fn restart(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
+        let _lock = self.lock(id).await;
+        self.refuse_when_closing()?;
         let inst = self.instance(id).await?;
         self.set_desired(id, "running").await?;
         inst.new_epoch().await;
         for (_, c) in inst.components.iter().rev() {
             c.stop().await?;
         }
-        start_in_order(&inst).await
+        start_in_order(&inst, &self.rt).await
     }
 
-    /// SIGKILL to every component's process group.
+    /// SIGKILL to every member of every component.
     pub async fn kill(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
+        // A kill cannot start anything, so it goes to the loaded components at once, before
+        // it waits for its turn: a stop in its grace period holds the turn, and a kill must
+        // still get through. Then, in turn, it is recorded and repeated for anything a
+        // start before it began.
+        let loaded = self.instances.lock().await.get(id).cloned();
+        if let Some(inst) = loaded {
+            for (_, c) in &inst.components {
+                let _ = c.kill().await;
+            }
+        }
+        let _lock = self.lock(id).await;
         let inst = self.instance(id).await?;
         self.set_desired(id, "stopped").await?;
         inst.new_epoch().await;
@@ -385,7 +497,7 @@ impl Supervisor {
 
     /// One component's handle (for terminals and logs).
     pub async fn component(self: &Arc<Self>, id: &str, kind: &str) -> Result<Component, CoreError> {
-        let inst = self.instance(id).await?;
+        let inst = self.loaded_or_load(id).await?;
         inst.components
             .iter()
             .find(|(k, _)| k == kind)
@@ -424,7 +536,7 @@ impl Supervisor {
 
     /// Live status of each component of an instance, in start order.
     pub async fn statuses(self: &Arc<Self>, id: &str) -> Result<Vec<(String, Status)>, CoreError> {
-        let inst = self.instance(id).await?;
+        let inst = self.loaded_or_load(id).await?;
         Ok(inst
             .components
             .iter()
@@ -448,26 +560,53 @@ impl Supervisor {
     /// Stops an instance (confirmed) and drops its actors, so a deleted or re-registered
     /// instance is loaded afresh.
     pub async fn forget(self: &Arc<Self>, id: &str) -> Result<(), CoreError> {
-        let inst = self.instances.lock().await.remove(id);
+        let lock = self.lock(id).await;
+        self.forget_locked(&lock).await
+    }
+
+    /// [`Supervisor::forget`] in a turn the caller holds: it deletes the records before
+    /// it lets the turn go, so no start can load the instance again in between.
+    pub async fn forget_locked(self: &Arc<Self>, lock: &InstanceLock) -> Result<(), CoreError> {
+        let inst = self.instances.lock().await.remove(&lock.id);
         if let Some(inst) = inst {
             inst.new_epoch().await;
             for (_, c) in inst.components.iter().rev() {
                 c.stop().await?;
             }
+            inst.flush().await;
         }
         Ok(())
     }
 
-    /// Stops every running instance (daemon shutdown), leaving desired states as they are
-    /// so the next boot starts again what was running.
-    pub async fn shutdown(&self) {
-        let all: Vec<Arc<Instance>> = self.instances.lock().await.values().cloned().collect();
-        for inst in all {
-            inst.new_epoch().await;
-            for (_, c) in inst.components.iter().rev() {
-                let _ = c.stop().await;
-            }
+    /// Stops every instance (daemon shutdown), all at once, each component with its
+    /// profile's signal and grace, and returns once every exit is recorded. Desired states
+    /// are left as they are, so the next boot starts again what was running. Nothing is
+    /// started after this begins.
+    pub async fn shutdown(self: &Arc<Self>) {
+        self.closing.store(true, Ordering::Release);
+        let ids: Vec<String> = self.instances.lock().await.keys().cloned().collect();
+        let mut stops = tokio::task::JoinSet::new();
+        for id in ids {
+            let me = self.clone();
+            stops.spawn_on(
+                async move {
+                    // In turn: a restart in flight finishes its start first, then is stopped.
+                    let _lock = me.lock(&id).await;
+                    let inst = me.instances.lock().await.get(&id).cloned();
+                    if let Some(inst) = inst {
+                        inst.new_epoch().await;
+                        for (kind, c) in inst.components.iter().rev() {
+                            if let Err(e) = c.stop().await {
+                                tracing::warn!(instance = %id, component = %kind, error = %e, "could not stop at shutdown");
+                            }
+                        }
+                        inst.flush().await;
+                    }
+                },
+                &self.rt,
+            );
         }
+        while stops.join_next().await.is_some() {}
     }
 
     /// Boot reconciliation: no record is left claiming a live process that is not ours.
@@ -506,6 +645,21 @@ impl Supervisor {
             };
             comps_table.update(&self.tenant, c.id, am).await?;
         }
+        // Members the records do not name (a grandchild whose parent died, a process that
+        // left the session) are found by their marker; a reused pid carries none, so an
+        // unrelated process is never hit. Before any autostart, so no second copy runs
+        // beside one left over.
+        for c in comps_table.find(&self.tenant, Query::new()).await? {
+            let stop = profile_for(&c.kind, std::path::Path::new(&c.path))
+                .stop
+                .unwrap_or(self.cfg.stop);
+            for pid in members::terminate_marked(&self.marker(&c.instance_id, &c.kind), stop).await
+            {
+                if !report.orphans_terminated.contains(&pid) {
+                    report.orphans_terminated.push(pid);
+                }
+            }
+        }
         let now = chrono::Utc::now();
         let open = runs::ActiveModel {
             stopped_at: Set(Some(now)),
@@ -530,7 +684,7 @@ impl Supervisor {
                 report.autostarted.push(inst.id.clone());
                 let me = self.clone();
                 let id = inst.id.clone();
-                tokio::spawn(async move {
+                self.rt.spawn(async move {
                     if let Err(e) = me.start(&id).await {
                         tracing::error!(instance = %id, error = %e, "autostart failed");
                     }
@@ -578,7 +732,10 @@ pub fn derived_argv(kind: &str, dir: &std::path::Path) -> Result<Vec<String>, Co
 
 /// Starts the first component now and the others in order behind it (see
 /// [`Supervisor::start`]).
-async fn start_in_order(inst: &Arc<Instance>) -> Result<(), CoreError> {
+async fn start_in_order(
+    inst: &Arc<Instance>,
+    rt: &tokio::runtime::Handle,
+) -> Result<(), CoreError> {
     let epoch = inst.new_epoch().await;
     let Some(((first_kind, first), rest)) = inst.components.split_first() else {
         return Ok(());
@@ -596,7 +753,7 @@ async fn start_in_order(inst: &Arc<Instance>) -> Result<(), CoreError> {
         for (_, c) in rest {
             c.queue().await?;
         }
-        tokio::spawn(start_rest(inst.clone(), epoch));
+        rt.spawn(start_rest(inst.clone(), epoch));
     }
     Ok(())
 }
@@ -664,22 +821,20 @@ async fn terminate_orphan(pid: u32, stop: StopPolicy) {
     }
 }
 
-fn forward_status(
-    kind: String,
-    mut rx: tokio::sync::watch::Receiver<Status>,
-    tx: mpsc::UnboundedSender<(String, Status)>,
-    rows: Arc<RowGeneration>,
-) {
-    tokio::spawn(async move {
-        while rx.changed().await.is_ok() {
-            let s = rx.borrow_and_update().clone();
-            // Views built from live statuses go stale now, before the row is recorded.
-            rows.bump();
-            if tx.send((kind.clone(), s)).is_err() {
-                break;
-            }
-        }
-    });
+/// What an instance's recorder is told.
+enum Rec {
+    /// A component's new status.
+    Status(String, Status),
+    /// Answer once everything before this is written.
+    Flush(oneshot::Sender<()>),
+}
+
+/// FNV-1a: a hash that stays the same across builds (the standard library's does not
+/// promise that), for names that must survive a daemon upgrade.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Where the recorder writes and whom it tells.
@@ -693,14 +848,16 @@ struct Recorder {
 /// One writer per instance: runs, statistics and observed state, in event order; then the
 /// row generation moves and subscribers hear of it (so a client reacting to the event reads
 /// the recorded state).
-async fn record(
-    rec: Recorder,
-    id: String,
-    primary: String,
-    mut rx: mpsc::UnboundedReceiver<(String, Status)>,
-) {
+async fn record(rec: Recorder, id: String, primary: String, mut rx: mpsc::UnboundedReceiver<Rec>) {
     let mut last: HashMap<String, Status> = HashMap::new();
-    while let Some((kind, s)) = rx.recv().await {
+    while let Some(rec_ev) = rx.recv().await {
+        let (kind, s) = match rec_ev {
+            Rec::Status(kind, s) => (kind, s),
+            Rec::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
         let prev = last.insert(kind.clone(), s.clone()).unwrap_or_default();
         let ev = Change {
             id: &id,

@@ -3,13 +3,16 @@
 
 mod component;
 mod instances;
+mod members;
 pub mod procfs;
 pub mod spawn;
 
 pub use component::{Component, ComponentConfig};
 pub use instances::{
-    ReconcileReport, StateChange, Supervisor, SupervisorConfig, derived_argv, python_for, summary,
+    InstanceLock, ReconcileReport, StateChange, Supervisor, SupervisorConfig, derived_argv,
+    python_for, summary,
 };
+pub use members::COMPONENT_ENV;
 /// Re-exported so configuration can name stop signals.
 pub use nix::sys::signal::Signal;
 pub use spawn::{ProcessSpec, spawn};
