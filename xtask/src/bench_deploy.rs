@@ -148,22 +148,23 @@ fn bare_uv(
             "requirements.txt"
         };
         if dir.join(reqs).is_file() {
-            run(
-                dir,
-                "uv",
-                &[
-                    "pip",
-                    "install",
-                    "--no-config",
-                    "-q",
-                    "-r",
-                    reqs,
-                    "--python",
-                    ".venv/bin/python",
-                    "--index-url",
-                    index,
-                ],
-            )?;
+            let mut args = vec![
+                "pip",
+                "install",
+                "--no-config",
+                "-q",
+                "-r",
+                reqs,
+                "--python",
+                ".venv/bin/python",
+                "--index-url",
+                index,
+            ];
+            // The same install the launcher does: a lock export is the whole closure.
+            if reqs.ends_with("pinned.txt") {
+                args.push("--no-deps");
+            }
+            run(dir, "uv", &args)?;
         }
     }
     Ok(started.elapsed())
