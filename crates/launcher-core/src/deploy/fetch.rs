@@ -95,7 +95,13 @@ impl Runner<'_> {
             AdapterStyle::Standalone => {
                 let (name, refspec) = standalone_choice(&refs, adapter.version.as_deref())?;
                 let url = self
-                    .init_and_fetch(&dir, &src, std::slice::from_ref(&refspec))
+                    .init_and_fetch(
+                        &dir,
+                        &src,
+                        std::slice::from_ref(&refspec),
+                        "the adapter",
+                        None,
+                    )
                     .await?;
                 let commit = self.checkout_fetched(&dir, &refspec).await?;
                 let missing: Vec<&str> = ADAPTER_REQUIRED
@@ -201,7 +207,9 @@ impl Runner<'_> {
             ));
         }
         let specs: Vec<String> = names.iter().map(|(_, r)| r.clone()).collect();
-        let url = self.init_and_fetch(dir, src, &specs).await?;
+        let url = self
+            .init_and_fetch(dir, src, &specs, "the adapter", None)
+            .await?;
         let mut cands = Vec::new();
         let mut seen = Vec::new();
         for (name, spec) in &names {
@@ -356,6 +364,8 @@ impl Runner<'_> {
         dir: &Path,
         src: &Source,
         specs: &[String],
+        what: &str,
+        span: Option<(f64, f64)>,
     ) -> StepResult<String> {
         let git = &self.plan.git;
         let quick = self.cfg.timeouts.ls_remote();
@@ -391,10 +401,16 @@ impl Runner<'_> {
             )
             .await?;
             let fetch = git_cmd(git, dir)
-                .args(["fetch", "--depth", "1", "--no-tags", "origin"])
+                .args(["fetch", "--depth", "1", "--progress", "--no-tags", "origin"])
                 .args(specs.iter().cloned());
             let mut throttle = ProgressThrottle::default();
-            let mut on_line = |line: &str| throttle.worth_logging(line);
+            let mut on_line = |line: &str| {
+                if let (Some(f), Some((from, to))) = (throttle.fraction(line), span) {
+                    self.at(from + (to - from) * f);
+                }
+                throttle.worth_logging(line)
+            };
+            self.log(LogLevel::Info, format!("fetching {what} from {url}"));
             match self
                 .tool(
                     "git fetch",
@@ -416,7 +432,7 @@ impl Runner<'_> {
             }
         }
         Err(StepError::Failed(format!(
-            "cannot fetch the adapter from any source: {}",
+            "cannot fetch {what} from any source: {}",
             errors.join("; ")
         )))
     }
@@ -526,90 +542,19 @@ impl Runner<'_> {
     ) -> StepResult<String> {
         let git = &self.plan.git;
         let quick = self.cfg.timeouts.ls_remote();
-        self.tool(
-            "git init",
-            &git_cmd(git, dir).args(["init", "-q"]),
-            quick,
-            &mut |_| true,
-        )
-        .await?;
-        let d = dir.to_path_buf();
-        self.blocking(move || append_exclude(&d, &[&format!("/{MARKER_FILE}")]))
-            .await?;
-
-        let urls: Vec<&str> = src.urls().collect();
-        let Some(first) = urls.first() else {
-            return Err(StepError::Failed("no source URL configured".to_string()));
-        };
-        self.tool(
-            "git remote add",
-            &git_cmd(git, dir).args(["remote", "add", "origin", first]),
-            quick,
-            &mut |_| true,
-        )
-        .await?;
-
         let refspec = match kind {
             RefKind::Tag => format!("+refs/tags/{refname}:refs/tags/{refname}"),
             RefKind::Branch => format!("+refs/heads/{refname}:refs/remotes/origin/{refname}"),
         };
-        let mut errors = Vec::new();
-        let mut used = None;
-        for url in &urls {
-            self.check_cancel()?;
-            self.tool(
-                "git remote set-url",
-                &git_cmd(git, dir).args(["remote", "set-url", "origin", url]),
-                quick,
-                &mut |_| true,
+        let used = self
+            .init_and_fetch(
+                dir,
+                src,
+                std::slice::from_ref(&refspec),
+                refname,
+                Some(span),
             )
             .await?;
-            let fetch = git_cmd(git, dir).args([
-                "fetch",
-                "--depth",
-                "1",
-                "--progress",
-                "--no-tags",
-                "origin",
-                &refspec,
-            ]);
-            let mut throttle = ProgressThrottle::default();
-            let mut on_line = |line: &str| {
-                if let Some(f) = throttle.fraction(line) {
-                    self.at(span.0 + (span.1 - span.0) * f);
-                }
-                throttle.worth_logging(line)
-            };
-            self.log(LogLevel::Info, format!("fetching {refname} from {url}"));
-            match self
-                .tool(
-                    "git fetch",
-                    &fetch,
-                    self.cfg.timeouts.clone_attempt(),
-                    &mut on_line,
-                )
-                .await
-            {
-                Ok(_) => {
-                    used = Some(url.to_string());
-                    break;
-                }
-                Err(StepError::Canceled) => return Err(StepError::Canceled),
-                Err(StepError::Failed(e)) => {
-                    self.log(
-                        LogLevel::Warning,
-                        format!("fetch from {url} failed: {e}; trying the next URL"),
-                    );
-                    errors.push(format!("{url}: {e}"));
-                }
-            }
-        }
-        let Some(used) = used else {
-            return Err(StepError::Failed(format!(
-                "cannot fetch {refname} from any source: {}",
-                errors.join("; ")
-            )));
-        };
 
         let checkout = match kind {
             RefKind::Tag => git_cmd(git, dir).args([
